@@ -1,0 +1,1 @@
+"""Export of the PyTorch reference into three ONNX graphs + manifest (needs torch)."""

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command of the README: builds a fresh virtual environment, installs
+# everything from scratch (torch==2.13.0 FIRST, so no CUDA build is pulled),
+# then runs pytest. Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${MAGVIT_VENV:-.venv}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q torch==2.13.0
+"$venv/bin/python" -m pip install -q -e ".[cpu,export,test]"
+exec "$venv/bin/python" -m pytest "$@"
