@@ -1,0 +1,129 @@
+"""Multi-task COMMIT training of the transformer (spec §8), on top of the numpy core.
+
+One step: pick the step's task from a fixed schedule, build its condition video,
+tokenize video and condition in one VQ call, mask with COMMIT, prepend the task/class
+prefix, and take the label-smoothed token loss over every latent position:
+
+    refine  masked, inside the condition region  -> input is the condition token
+    mask    masked, outside                      -> input is MASK
+    recons  not masked                           -> input is the true token
+(equal weights, 'mask+refine+recons'; 'mask+refine' drops recons).
+
+Departure (ours): `TrainingConfig.cond_dropout` shows an example its unconditional
+sequence (TASK_FULL_GENERATION, UNCOND, MASK instead of condition tokens) with that
+probability, so classifier-free guidance has an unconditional model to contrast with.
+The official code trains no unconditional branch; cond_dropout = 0 reproduces it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from magvit_onnx.models.config import MagvitConfig
+from magvit_onnx.models.token_loss import token_loss
+from magvit_onnx.runtime import tasks
+from magvit_onnx.runtime.masking import MASK_TOKEN, random_mask, with_prefix
+from magvit_onnx.runtime.schedule import mask_ratio
+
+
+def task_schedule(task_names: Sequence[str], weights: Sequence[float] | None = None,
+                  rng: np.random.Generator | None = None) -> list[str]:
+    """Official `get_task_idx_sequence`: step s trains task `schedule[s % len(schedule)]`.
+
+    Weights (default 1) are scaled by 100 / min(1, min weight) and rounded, each task is
+    repeated that many times, and the list is shuffled once: with equal weights every
+    task occurs exactly 100 times in each window of 100 * len(tasks) steps.
+    """
+    w = np.ones(len(task_names)) if weights is None else np.asarray(weights, np.float64)
+    counts = np.round(w * 100 / min(1.0, w.min())).astype(np.int64)
+    order = np.repeat(np.arange(len(task_names)), counts)
+    rng = np.random.default_rng() if rng is None else rng
+    return [task_names[i] for i in rng.permutation(order)]
+
+
+def sample_mask_ratio(num_tokens: int, method: str, rng: np.random.Generator) -> np.float32:
+    """One ratio per step, shared by the whole batch: schedule(r), r ~ U[0, 1)."""
+    return mask_ratio(rng.random(dtype=np.float32), num_tokens, method)
+
+
+@torch.no_grad()
+def commit_batch(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitConfig,
+                 rng: np.random.Generator, labels: np.ndarray | None = None,
+                 ratio: float | None = None) -> dict[str, torch.Tensor]:
+    """Transformer inputs for one step of `task` on `video[B, T, H, W, 3]` in [0, 1].
+
+    Returns `[B, P + N]` tensors on the video's device: 'masked_inputs',
+    'uncond_masked_inputs', 'segment_ids', 'targets', 'weights', and boolean term masks
+    'refine', 'mask', 'recons' for logging.
+    """
+    spec = tasks.get_task(task)
+    train = config.training
+    batch = video.shape[0]
+    cond = tasks.condition(spec.name, video.cpu().numpy(), config.vq.latent_shape)
+    if spec.needs_video:  # one tokenizer call on [inputs; condition video], as official
+        ids = vq.tokenize(torch.cat([video, torch.from_numpy(cond["video"]).to(video)])).cpu().numpy()
+        inputs, cond_inputs = ids[:batch], ids[batch:]
+    else:
+        inputs = vq.tokenize(video).cpu().numpy()
+        cond_inputs = np.zeros_like(inputs)
+    if ratio is None:
+        ratio = sample_mask_ratio(config.vq.num_tokens, train.mask_schedule, rng)
+    masked = random_mask(inputs, ratio, cond_inputs=cond_inputs, cond_mask=cond["latent_mask"],
+                         condition_mode=train.condition_mode, weight_mode=train.weight_mode, rng=rng)
+    vocab = config.vocab
+    class_ids = labels if spec.class_conditional else None
+    seq = with_prefix(masked, tasks.prefix(spec.name, vocab, batch, class_ids), tasks.uncond_prefix(vocab, batch))
+
+    latent = np.s_[:, vocab.prefix_length:]
+    is_masked = np.zeros(seq["targets"].shape, bool)
+    # Uncond inputs hold MASK at exactly the masked positions (true tokens are never MASK).
+    is_masked[latent] = (masked["uncond_masked_inputs"] == MASK_TOKEN).reshape(batch, -1)
+    in_region = seq["segment_ids"] == 1
+    terms = {"refine": is_masked & in_region, "mask": is_masked & ~in_region,
+             "recons": (~is_masked) & (seq["weights"] > 0)}
+
+    if train.cond_dropout > 0:  # ours: classifier-free-guidance training, see module docstring
+        drop = rng.random(batch) < train.cond_dropout
+        seq["masked_inputs"][drop] = seq["uncond_masked_inputs"][drop]
+        seq["segment_ids"][drop] = 0
+
+    device = video.device
+    out = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in seq.items()}
+    out.update({k: torch.from_numpy(v).to(device) for k, v in terms.items()})
+    return out
+
+
+def commit_loss(transformer: nn.Module, batch: dict[str, torch.Tensor],
+                config: MagvitConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Token loss of one COMMIT batch, plus the per-term losses for logging."""
+    logits = transformer(batch["masked_inputs"], batch["segment_ids"])
+    smoothing, k = config.training.label_smoothing, config.vq.codebook_size
+    loss, _ = token_loss(logits, batch["targets"], batch["weights"], smoothing, k)
+    metrics = {"loss": float(loss)}
+    with torch.no_grad():
+        for term in ("refine", "mask", "recons"):
+            weights = batch["weights"] * batch[term]
+            if weights.sum() > 0:
+                metrics[f"loss_{term}"] = float(token_loss(logits, batch["targets"], weights, smoothing, k)[0])
+    return loss, metrics
+
+
+def commit_train_step(transformer: nn.Module, vq: nn.Module, optimizer: torch.optim.Optimizer,
+                      video: torch.Tensor, task: str, config: MagvitConfig, rng: np.random.Generator,
+                      labels: np.ndarray | None = None, lr: float | None = None,
+                      clip_norm: float = 1.0) -> dict[str, float]:
+    """One optimiser step: COMMIT batch, loss, backward, global-norm clip 1.0, AdamW."""
+    transformer.train()
+    batch = commit_batch(vq, video, task, config, rng, labels=labels)
+    loss, metrics = commit_loss(transformer, batch, config)
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(transformer.parameters(), clip_norm))
+    optimizer.step()
+    return metrics

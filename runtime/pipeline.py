@@ -1,0 +1,103 @@
+"""MAGVIT over ONNX Runtime: three sessions and the COMMIT loop, numpy only.
+
+    pipeline = Pipeline("artifacts/tiny", providers="cpu")
+    video = pipeline.generate("frame_prediction", video=clip, seed=0)   # float32 [B, T, H, W, 3]
+
+Inputs are assumed valid here (float32 in [0, 1], right shapes); `magvit_onnx.Generator`
+is the checked, user-facing wrapper. One Pipeline may serve many threads: sessions are
+thread-safe and every call keeps its own state and random generator.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from magvit_onnx.runtime import commit, providers as eps, tasks
+from magvit_onnx.runtime.artifacts import GRAPHS, load_manifest
+from magvit_onnx.runtime.step import make_model_fn
+from magvit_onnx.runtime.vocab import Vocab
+
+
+class Pipeline:
+    def __init__(self, artifacts: str | Path, providers=None, *, allow_fallback: bool = False,
+                 intra_op_num_threads: int = 0):
+        self.folder = Path(artifacts)
+        self.manifest = load_manifest(self.folder)  # verifies every sha256 first
+        requested = eps.resolve(providers)
+        usable = eps.check_available(requested, allow_fallback)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = intra_op_num_threads
+        options.log_severity_level = 3
+        self.sessions = {}
+        for name in GRAPHS:
+            path = self.folder / self.manifest["graphs"][name]["filename"]
+            session = ort.InferenceSession(str(path), options, providers=usable)
+            eps.check_session(session, usable, allow_fallback)
+            self.sessions[name] = session
+        self.providers = self.sessions["transformer_step"].get_providers()
+        vocab = self.manifest["vocab"]
+        self.vocab = Vocab(vocab["codebook_size"], vocab["num_classes"], vocab["multi_task"])
+        self.video_shape = tuple(self.manifest["video"]["shape"])
+        self.latent_shape = tuple(self.manifest["latent_shape"])
+        self.defaults = dict(self.manifest["decoding"])
+
+    def encode(self, video: np.ndarray) -> np.ndarray:
+        """float32 video [B, T, H, W, 3] in [0, 1] -> token ids [B, t, h, w] int64."""
+        return self.sessions["vq_encoder"].run(None, {"video": np.ascontiguousarray(video, np.float32)})[0]
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        """token ids [B, t, h, w] -> float32 video [B, T, H, W, 3] (unclipped, as the decoder gives it)."""
+        return self.sessions["vq_decoder"].run(None, {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
+
+    def run_step(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        sampled, probs = self.sessions["transformer_step"].run(None, feeds)
+        return sampled, probs
+
+    def generate_tokens(self, task: str, video: np.ndarray | None = None, class_ids=None, *,
+                        num_videos: int = 1, steps: int | None = None, seed: int | None = None,
+                        schedule: str | None = None, sampling_temperature: float | None = None,
+                        mask_temperature: float | None = None, guidance_scale: float | None = None,
+                        top_k: int | None = None, top_p: float | None = None,
+                        return_intermediates: bool = False, **condition_overrides):
+        """COMMIT decoding of `task`; returns tokens [B * num_videos, t, h, w].
+
+        Conditional tasks take `video[B, ...]` and make `num_videos` samples of each
+        (sample-major within an input); class-conditional generation makes `num_videos`
+        clips per class id. Unset settings come from the manifest's decoding defaults.
+        """
+        spec = tasks.get_task(task)
+        d = self.defaults
+        rng = np.random.default_rng(seed)
+        if spec.needs_video:
+            video = np.repeat(np.asarray(video, np.float32), num_videos, axis=0)
+            cond = tasks.condition(spec.name, video, self.latent_shape, **condition_overrides)
+            cond_tokens, cond_mask = self.encode(cond["video"]), cond["latent_mask"]
+        else:
+            batch = num_videos * (1 if class_ids is None or np.ndim(class_ids) == 0 else len(class_ids))
+            cond_tokens = np.zeros((batch, *self.latent_shape), np.int64)
+            cond_mask = np.zeros((batch, 1, 1, 1), bool)
+        batch = cond_tokens.shape[0]
+        if class_ids is not None:
+            class_ids = np.repeat(np.broadcast_to(np.asarray(class_ids, np.int64), (batch // num_videos,)), num_videos)
+        model_fn = make_model_fn(
+            self.run_step, tasks.prefix(spec.name, self.vocab, batch, class_ids),
+            tasks.uncond_prefix(self.vocab, batch), rng,
+            temperature=_pick(sampling_temperature, d["sampling_temperature"]), top_k=_pick(top_k, d["top_k"]),
+            top_p=_pick(top_p, d["top_p"]), guidance_scale=_pick(guidance_scale, d["guidance_scale"]))
+        return commit.decode(cond_tokens, cond_mask, model_fn, num_iter=_pick(steps, d["num_iter"]),
+                             schedule=_pick(schedule, d["schedule"]),
+                             mask_temperature=_pick(mask_temperature, d["mask_temperature"]), rng=rng,
+                             return_intermediates=return_intermediates)
+
+    def generate(self, task: str, video: np.ndarray | None = None, class_ids=None, **settings) -> np.ndarray:
+        """Generated video, float32 [B, T, H, W, 3] clipped to [0, 1] (condition pixels are
+        the decoder's, not pasted back: official `replace_condition_pixels` is off)."""
+        tokens = self.generate_tokens(task, video, class_ids, **settings)
+        return np.clip(self.decode(tokens), 0.0, 1.0)
+
+
+def _pick(value, default):
+    return default if value is None else value
