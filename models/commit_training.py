@@ -102,7 +102,7 @@ def commit_loss(transformer: nn.Module, batch: dict[str, torch.Tensor],
     logits = transformer(batch["masked_inputs"], batch["segment_ids"])
     smoothing, k = config.training.label_smoothing, config.vq.codebook_size
     loss, _ = token_loss(logits, batch["targets"], batch["weights"], smoothing, k)
-    metrics = {"loss": float(loss)}
+    metrics = {"loss": loss.item()}
     with torch.no_grad():
         for term in ("refine", "mask", "recons"):
             weights = batch["weights"] * batch[term]

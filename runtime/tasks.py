@@ -166,7 +166,7 @@ def frame_interpolation_cond(video, latent_shape, cond_frames=1, cond_latent_fra
     batch, frames = video.shape[:2]
     c, cl, lt = cond_frames, cond_latent_frames, latent_shape[0]
     _check_count("cond_frames", c, 1, (frames - 1) // 2)
-    _check_count("cond_latent_frames", cl, 1, (lt - 1) // 2)
+    _check_count("cond_latent_frames", cl, 1, lt // 2)
     _check_padding(cond_padding, ("interpolate",))
     start, end = video[:, c - 1: c], video[:, frames - c: frames - c + 1]
     n = frames - 2 * c

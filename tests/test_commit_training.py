@@ -1,0 +1,96 @@
+"""Multi-task COMMIT training step (spec §8) on a tiny model."""
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import torch
+
+from magvit_onnx.models.commit_training import commit_batch, commit_loss, commit_train_step, task_schedule
+from magvit_onnx.models.token_loss import transformer_optimizer
+from magvit_onnx.models.transformer import Transformer
+from magvit_onnx.models.vqvae import VQVAE
+from magvit_onnx.runtime import tasks
+from magvit_onnx.runtime.masking import MASK_TOKEN
+from magvit_onnx.runtime.tasks import TASKS
+
+
+def models(config, seed=0):
+    torch.manual_seed(seed)
+    return VQVAE(config.vq).eval(), Transformer(config)
+
+
+def clips(config, batch=2, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).random((batch, *config.vq.video_shape, 3), np.float32))
+
+
+def test_task_schedule_is_exactly_uniform():
+    names = list(TASKS)
+    schedule = task_schedule(names, rng=np.random.default_rng(0))
+    assert len(schedule) == 1000 and Counter(schedule) == {n: 100 for n in names}
+    weighted = task_schedule(["a", "b"], weights=[0.5, 2], rng=np.random.default_rng(0))
+    assert Counter(weighted) == {"a": 100, "b": 400}  # scaled by 100 / min(1, 0.5) = 200
+
+
+def test_commit_batch_layout(config):
+    vq, _ = models(config)
+    video = clips(config)
+    batch = commit_batch(vq, video, "frame_prediction", config, np.random.default_rng(0), ratio=0.5)
+    n, p = config.vq.num_tokens, config.vocab.prefix_length
+    assert batch["masked_inputs"].shape == (2, p + n)
+    assert batch["masked_inputs"][:, :p].tolist() == [[-4, config.vocab.uncond_id]] * 2
+    assert (batch["weights"][:, :p] == 0).all() and (batch["weights"][:, p:] == 1).all()
+    masked = batch["refine"] | batch["mask"]
+    assert (masked.sum(1) == n // 2).all()  # gamma 0.5 masks exactly half
+    # refine inputs are the tokens of the padded condition video, in latent frame 0 only
+    cond = tasks.condition("FP", video.numpy(), config.vq.latent_shape)
+    cond_ids = vq.tokenize(torch.from_numpy(cond["video"])).reshape(2, -1)
+    refine = batch["refine"][:, p:]
+    assert torch.equal(batch["masked_inputs"][:, p:][refine], cond_ids[refine])
+    frame0 = torch.zeros(config.vq.latent_shape, dtype=torch.bool)
+    frame0[0] = True
+    assert not (refine & ~frame0.reshape(-1)).any()
+    assert (batch["masked_inputs"][batch["mask"]] == MASK_TOKEN).all()
+    recons = batch["recons"]
+    assert torch.equal(batch["masked_inputs"][recons], batch["targets"][recons])
+    assert torch.equal(batch["targets"][:, p:], vq.tokenize(video).reshape(2, -1))
+
+
+def test_class_conditional_tasks_carry_labels(config):
+    vq, _ = models(config)
+    rng = np.random.default_rng(0)
+    cg = commit_batch(vq, clips(config), "full_generation", config, rng, labels=np.array([3, 7]))
+    assert cg["masked_inputs"][:, :2].tolist() == [[-3, 1024 + 3], [-3, 1024 + 7]]
+    assert not cg["refine"].any()  # nothing is known in class-conditional generation
+    cfp = commit_batch(vq, clips(config), "CFP", config, rng, labels=np.array([1, 2]))
+    assert cfp["masked_inputs"][:, :2].tolist() == [[-4, 1025], [-4, 1026]]
+
+
+def test_condition_dropout_shows_the_unconditional_sequence(config):
+    vq, _ = models(config)
+    dropped = dataclasses.replace(config, training=dataclasses.replace(config.training, cond_dropout=1.0))
+    batch = commit_batch(vq, clips(config), "OPC", dropped, np.random.default_rng(0), ratio=0.9)
+    assert torch.equal(batch["masked_inputs"], batch["uncond_masked_inputs"])
+    assert batch["masked_inputs"][:, :2].tolist() == [[-3, config.vocab.uncond_id]] * 2
+    assert (batch["segment_ids"] == 0).all()
+    assert batch["weights"][:, 2:].sum() == 2 * config.vq.num_tokens  # the loss is unchanged
+
+
+def test_every_task_trains_and_the_loss_falls(config):
+    vq, transformer = models(config)
+    optimizer = transformer_optimizer(transformer, lr=3e-3)
+    video, labels = clips(config), np.array([1, 2])
+    for name in TASKS:  # each task runs one step with finite losses
+        metrics = commit_train_step(transformer, vq, optimizer, video, name, config,
+                                    np.random.default_rng(0), labels=labels)
+        assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])
+    losses = [commit_train_step(transformer, vq, optimizer, video, "frame_prediction", config,
+                                np.random.default_rng(1), labels=labels)["loss"] for _ in range(25)]
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_loss_terms_are_reported(config):
+    vq, transformer = models(config)
+    batch = commit_batch(vq, clips(config), "inpainting_c", config, np.random.default_rng(0), ratio=0.5)
+    loss, metrics = commit_loss(transformer.eval(), batch, config)
+    assert {"loss", "loss_refine", "loss_mask", "loss_recons"} <= set(metrics)
+    assert all(np.isfinite(v) for v in metrics.values()) and loss.requires_grad
