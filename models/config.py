@@ -78,6 +78,8 @@ class SamplingConfig:
     mask_temperature: float = 4.5  # `choice_temperature`
     sampling_temperature: float = 1.0
     guidance_scale: float = 0.0  # official default: guidance off
+    top_k: int = 0  # 0 = off (official default)
+    top_p: float = 0.0  # 0 = off (official default)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,12 @@
-"""MAGVIT over ONNX Runtime: three sessions and the COMMIT loop, numpy only.
+"""MAGVIT generation over an engine of three graphs, numpy only.
 
-    pipeline = Pipeline("artifacts/tiny", providers="cpu")
+    pipeline = Pipeline.from_artifacts("artifacts/tiny", providers="cpu")
     video = pipeline.generate("frame_prediction", video=clip, seed=0)   # float32 [B, T, H, W, 3]
+
+An *engine* runs the three graphs: `encode(video) -> tokens`, `run_step(feeds) ->
+(sampled, probs)`, `decode(tokens) -> video`. `OrtEngine` runs the exported ONNX graphs
+with ONNX Runtime; the PyTorch reference (`magvit_onnx.export.reference.TorchEngine`)
+runs the same graphs in torch, so both share this generation code token for token.
 
 Inputs are assumed valid here (float32 in [0, 1], right shapes); `magvit_onnx.Generator`
 is the checked, user-facing wrapper. One Pipeline may serve many threads: sessions are
@@ -10,6 +15,7 @@ thread-safe and every call keeps its own state and random generator.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -20,11 +26,17 @@ from magvit_onnx.runtime.step import make_model_fn
 from magvit_onnx.runtime.vocab import Vocab
 
 
-class Pipeline:
-    def __init__(self, artifacts: str | Path, providers=None, *, allow_fallback: bool = False,
+class Engine(Protocol):
+    def encode(self, video: np.ndarray) -> np.ndarray: ...
+    def run_step(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
+    def decode(self, tokens: np.ndarray) -> np.ndarray: ...
+
+
+class OrtEngine:
+    """The three ONNX graphs of a verified artifacts folder as ONNX Runtime sessions."""
+
+    def __init__(self, folder: str | Path, manifest: dict, providers=None, *, allow_fallback: bool = False,
                  intra_op_num_threads: int = 0):
-        self.folder = Path(artifacts)
-        self.manifest = load_manifest(self.folder)  # verifies every sha256 first
         requested = eps.resolve(providers)
         usable = eps.check_available(requested, allow_fallback)
         options = ort.SessionOptions()
@@ -33,28 +45,49 @@ class Pipeline:
         options.log_severity_level = 3
         self.sessions = {}
         for name in GRAPHS:
-            path = self.folder / self.manifest["graphs"][name]["filename"]
+            path = Path(folder) / manifest["graphs"][name]["filename"]
             session = ort.InferenceSession(str(path), options, providers=usable)
             eps.check_session(session, usable, allow_fallback)
             self.sessions[name] = session
         self.providers = self.sessions["transformer_step"].get_providers()
-        vocab = self.manifest["vocab"]
-        self.vocab = Vocab(vocab["codebook_size"], vocab["num_classes"], vocab["multi_task"])
-        self.video_shape = tuple(self.manifest["video"]["shape"])
-        self.latent_shape = tuple(self.manifest["latent_shape"])
-        self.defaults = dict(self.manifest["decoding"])
 
     def encode(self, video: np.ndarray) -> np.ndarray:
-        """float32 video [B, T, H, W, 3] in [0, 1] -> token ids [B, t, h, w] int64."""
         return self.sessions["vq_encoder"].run(None, {"video": np.ascontiguousarray(video, np.float32)})[0]
-
-    def decode(self, tokens: np.ndarray) -> np.ndarray:
-        """token ids [B, t, h, w] -> float32 video [B, T, H, W, 3] (unclipped, as the decoder gives it)."""
-        return self.sessions["vq_decoder"].run(None, {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
 
     def run_step(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         sampled, probs = self.sessions["transformer_step"].run(None, feeds)
         return sampled, probs
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        return self.sessions["vq_decoder"].run(None, {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
+
+
+class Pipeline:
+    """Task conditions + COMMIT decoding around an engine."""
+
+    def __init__(self, engine: Engine, *, vocab: Vocab, latent_shape: tuple[int, int, int], decoding: dict):
+        self.engine = engine
+        self.vocab = vocab
+        self.latent_shape = tuple(latent_shape)
+        self.defaults = dict(decoding)
+
+    @classmethod
+    def from_artifacts(cls, folder: str | Path, providers=None, **engine_options) -> "Pipeline":
+        manifest = load_manifest(folder)  # verifies every sha256 before any session exists
+        v = manifest["vocab"]
+        pipeline = cls(OrtEngine(folder, manifest, providers, **engine_options),
+                       vocab=Vocab(v["codebook_size"], v["num_classes"], v["multi_task"]),
+                       latent_shape=manifest["latent_shape"], decoding=manifest["decoding"])
+        pipeline.manifest = manifest
+        return pipeline
+
+    def encode(self, video: np.ndarray) -> np.ndarray:
+        """float32 video [B, T, H, W, 3] in [0, 1] -> token ids [B, t, h, w] int64."""
+        return self.engine.encode(video)
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        """token ids [B, t, h, w] -> float32 video [B, T, H, W, 3] clipped to [0, 1]."""
+        return np.clip(self.engine.decode(tokens), 0.0, 1.0)
 
     def generate_tokens(self, task: str, video: np.ndarray | None = None, class_ids=None, *,
                         num_videos: int = 1, steps: int | None = None, seed: int | None = None,
@@ -65,8 +98,8 @@ class Pipeline:
         """COMMIT decoding of `task`; returns tokens [B * num_videos, t, h, w].
 
         Conditional tasks take `video[B, ...]` and make `num_videos` samples of each
-        (sample-major within an input); class-conditional generation makes `num_videos`
-        clips per class id. Unset settings come from the manifest's decoding defaults.
+        (repeats of an input are adjacent); class-conditional generation makes
+        `num_videos` clips per class id. Unset settings come from the decoding defaults.
         """
         spec = tasks.get_task(task)
         d = self.defaults
@@ -74,16 +107,17 @@ class Pipeline:
         if spec.needs_video:
             video = np.repeat(np.asarray(video, np.float32), num_videos, axis=0)
             cond = tasks.condition(spec.name, video, self.latent_shape, **condition_overrides)
-            cond_tokens, cond_mask = self.encode(cond["video"]), cond["latent_mask"]
+            cond_tokens, cond_mask = self.engine.encode(cond["video"]), cond["latent_mask"]
         else:
-            batch = num_videos * (1 if class_ids is None or np.ndim(class_ids) == 0 else len(class_ids))
-            cond_tokens = np.zeros((batch, *self.latent_shape), np.int64)
-            cond_mask = np.zeros((batch, 1, 1, 1), bool)
+            inputs = 1 if class_ids is None else np.size(class_ids)
+            cond_tokens = np.zeros((inputs * num_videos, *self.latent_shape), np.int64)
+            cond_mask = np.zeros((inputs * num_videos, 1, 1, 1), bool)
         batch = cond_tokens.shape[0]
         if class_ids is not None:
-            class_ids = np.repeat(np.broadcast_to(np.asarray(class_ids, np.int64), (batch // num_videos,)), num_videos)
+            per_input = np.broadcast_to(np.asarray(class_ids, np.int64).reshape(-1), (batch // num_videos,))
+            class_ids = np.repeat(per_input, num_videos)
         model_fn = make_model_fn(
-            self.run_step, tasks.prefix(spec.name, self.vocab, batch, class_ids),
+            self.engine.run_step, tasks.prefix(spec.name, self.vocab, batch, class_ids),
             tasks.uncond_prefix(self.vocab, batch), rng,
             temperature=_pick(sampling_temperature, d["sampling_temperature"]), top_k=_pick(top_k, d["top_k"]),
             top_p=_pick(top_p, d["top_p"]), guidance_scale=_pick(guidance_scale, d["guidance_scale"]))
@@ -93,10 +127,9 @@ class Pipeline:
                              return_intermediates=return_intermediates)
 
     def generate(self, task: str, video: np.ndarray | None = None, class_ids=None, **settings) -> np.ndarray:
-        """Generated video, float32 [B, T, H, W, 3] clipped to [0, 1] (condition pixels are
-        the decoder's, not pasted back: official `replace_condition_pixels` is off)."""
-        tokens = self.generate_tokens(task, video, class_ids, **settings)
-        return np.clip(self.decode(tokens), 0.0, 1.0)
+        """Generated video, float32 [B, T, H, W, 3] in [0, 1]. Condition pixels are the
+        decoder's, not pasted back (official `replace_condition_pixels` is off)."""
+        return self.decode(self.generate_tokens(task, video, class_ids, **settings))
 
 
 def _pick(value, default):

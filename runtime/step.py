@@ -2,7 +2,7 @@
 
 `make_model_fn` turns a runner of the step graph's inputs (an ONNX Runtime session, or
 the PyTorch reference in tests and benchmarks) into `model_fn(masked, segment_ids,
-uncond)`. It draws this step's sampling noise, `uniform[B, N]`, from the caller's
+uncond)`. It draws this step's sampling noise, `seeds[B, N]`, from the caller's
 generator, and stacks the unconditional rows below the conditional ones when
 classifier-free guidance is on (see `export/graphs.py`).
 """
@@ -26,11 +26,11 @@ def make_model_fn(run_step: StepRunner, prefix: np.ndarray, uncond_prefix: np.nd
     prefix_rows = np.concatenate([prefix, uncond_prefix]) if guided else prefix
 
     def model_fn(masked, segment_ids, uncond):
-        uniform = rng.random(masked.shape, dtype=np.float32)
+        seeds = rng.integers(0, 2 ** 31 - 1, masked.shape, dtype=np.int64)
         tokens = np.concatenate([masked, uncond]) if guided else masked
         segments = np.concatenate([segment_ids, np.zeros_like(segment_ids)]) if guided else segment_ids
         feeds = {"tokens": tokens.astype(np.int64), "prefix": prefix_rows.astype(np.int64),
-                 "segment_ids": segments.astype(np.int64), "uniform": uniform, **scalars}
+                 "segment_ids": segments.astype(np.int64), "seeds": seeds, **scalars}
         return run_step(feeds)
 
     return model_fn

@@ -1,0 +1,3 @@
+from magvit_onnx.export.export_all import main
+
+main()

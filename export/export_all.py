@@ -1,0 +1,68 @@
+"""Export MAGVIT into an artifacts folder: `python export/export_all.py --preset tiny --out DIR`.
+
+Also `python -m magvit_onnx.export`. Writes vq_encoder.onnx, transformer_step.onnx,
+vq_decoder.onnx and manifest.json; `--check` then measures parity against the PyTorch
+reference and fails (exit 1) if it is off.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--preset", default=None, help="Model preset (tiny, B, L). Default: the weights' own, else tiny.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="safetensors checkpoint (default: the shipped default model; if none, a seeded random init).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Artifacts folder to write.")
+@click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset (>= 18).")
+@click.option("--fp16", is_flag=True, help="fp16 weights and math, float32 inputs/outputs.")
+@click.option("--check", is_flag=True, help="Measure parity with the PyTorch reference after export.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random init (no weights).")
+def main(preset, weights, out, opset, fp16, check, seed):
+    """Export the three ONNX graphs and the manifest of a MAGVIT model."""
+    from magvit_onnx.export.exporter import export_all, seeded_random_models
+    from magvit_onnx.export.parity import check_parity
+    from magvit_onnx.models.checkpoint import load_checkpoint, read_config
+    from magvit_onnx.models.config import get_config
+    from magvit_onnx.paths import DEFAULT_WEIGHTS
+    from magvit_onnx.runtime.artifacts import sha256
+
+    if weights is None and DEFAULT_WEIGHTS.is_file() and preset in (None, read_config(DEFAULT_WEIGHTS).name):
+        weights = DEFAULT_WEIGHTS
+    if weights is not None:
+        if not weights.is_file():
+            raise click.BadParameter(f"{weights} does not exist", param_hint="--weights")
+        config, vq, transformer = load_checkpoint(weights)
+        if preset not in (None, config.name):
+            raise click.BadParameter(f"{weights} holds preset {config.name!r}, not {preset!r}", param_hint="--preset")
+        source = {"path": weights.name, "sha256": sha256(weights), "random_init": False}
+    else:
+        config = get_config(preset or "tiny")
+        click.secho(f"WARNING: no weights given and no shipped default model for preset {config.name!r}: "
+                    f"exporting a RANDOM init (seed {seed}). It generates noise; use it for tests and "
+                    "benchmarks only.", fg="yellow", err=True)
+        vq, transformer = seeded_random_models(config, seed)
+        source = {"path": None, "sha256": None, "random_init": True, "seed": seed}
+    click.echo(f"exporting preset {config.name!r} to {out} (opset {opset}{', fp16' if fp16 else ''}) ...", err=True)
+    manifest = export_all(config, vq, transformer, out, opset=opset, fp16=fp16, weights=source)
+    for name, entry in manifest["files"].items():
+        click.echo(f"  {name:24s} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256'][:16]}…", err=True)
+    if check:
+        report = check_parity(out, config, vq, transformer)
+        click.echo(json.dumps(report, indent=2))
+        tolerance = 5e-2 if fp16 else 1e-4
+        bad = (report["decoder_max_abs"] > tolerance or (not fp16 and (
+            report["encoder_token_mismatches"] or report["step_sampled_mismatches"]
+            or any(report["generation_token_mismatches"].values()))))
+        if bad:
+            click.secho("parity check FAILED", fg="red", err=True)
+            sys.exit(1)
+        click.echo("parity check passed", err=True)
+
+
+if __name__ == "__main__":
+    main()

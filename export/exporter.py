@@ -1,0 +1,155 @@
+"""Export the PyTorch reference into an artifacts folder (three ONNX graphs + manifest).
+
+Uses the dynamo exporter (`torch.onnx.export(..., dynamo=True)`) with named dynamic
+dims, one file per graph (`external_data=False`), then `onnx.checker` with full_check.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from magvit_onnx.export.graphs import DecoderGraph, EncoderGraph, StepGraph
+from magvit_onnx.models.config import MagvitConfig
+from magvit_onnx.models.transformer import Transformer
+from magvit_onnx.models.vqvae import VQVAE
+from magvit_onnx.runtime import tasks
+from magvit_onnx.runtime.artifacts import FORMAT_VERSION, GRAPHS, sha256
+
+EXAMPLE_BATCH = 2
+
+
+def example_inputs(config: MagvitConfig) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Example arguments of each graph, in forward() order (values do not matter)."""
+    b, (t, h, w), n, p = EXAMPLE_BATCH, config.vq.latent_shape, config.vq.num_tokens, config.vocab.prefix_length
+    return {
+        "vq_encoder": (torch.rand(b, *config.vq.video_shape, 3),),
+        "vq_decoder": (torch.zeros(b, t, h, w, dtype=torch.int64),),
+        "transformer_step": (
+            torch.full((2 * b, n), -1, dtype=torch.int64),       # tokens (with guidance rows)
+            torch.full((2 * b, p), config.vocab.uncond_id, dtype=torch.int64),  # prefix
+            torch.zeros(2 * b, n, dtype=torch.int64),            # segment_ids
+            torch.randint(0, 2 ** 31 - 1, (b, n)),               # seeds
+            torch.tensor(1.0), torch.tensor(0, dtype=torch.int64), torch.tensor(0.0), torch.tensor(0.0),
+        ),
+    }
+
+
+IO_NAMES = {
+    "vq_encoder": (["video"], ["tokens"]),
+    "vq_decoder": (["tokens"], ["video"]),
+    "transformer_step": (["tokens", "prefix", "segment_ids", "seeds", "temperature", "top_k", "top_p",
+                          "guidance_scale"], ["sampled", "probs"]),
+}
+
+
+def dynamic_shapes(name: str):
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    if name != "transformer_step":
+        return ({0: batch},)
+    rows = torch.export.Dim("rows", min=1, max=8192)
+    return ({0: rows}, {0: rows}, {0: rows}, {0: batch}, None, None, None, None)
+
+
+def export_graph(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str],
+                 output_names: list[str], dynamic_shapes, opset: int) -> None:
+    """Dynamo export of one module to a single self-contained, fully checked ONNX file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter (deprecations, torchvision missing)
+        torch.onnx.export(module.eval(), args, str(path), dynamo=True, opset_version=opset,
+                          input_names=input_names, output_names=output_names,
+                          dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def graph_io(path: Path) -> dict:
+    """Input/output names, dtypes and (symbolic) shapes of a saved graph, for the manifest."""
+    model = onnx.load(str(path), load_external_data=False)
+
+    def describe(values):
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+            out.append({"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+                        "shape": dims})
+        return out
+
+    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output),
+            "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))}
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for package in ("torch", "onnx", "onnxscript", "onnxruntime", "magvit-onnx"):
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weights: dict) -> dict:
+    vocab = config.vocab
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_type": "magvit",
+        "preset": config.name,
+        "config": config.to_dict(),
+        "video": {"shape": list(config.vq.video_shape), "channels": 3, "pixel_range": [0.0, 1.0],
+                  "layout": "B,T,H,W,C (RGB, float32)"},
+        "latent_shape": list(config.vq.latent_shape),
+        "vocab": vocab.as_dict(),
+        "tasks": {name: tasks.get_task(name).as_dict() for name in config.tasks},
+        "classes": list(range(config.num_classes)),
+        "decoding": dataclasses.asdict(config.sampling),
+        "graphs": {name: {"filename": f"{name}.onnx", **graph_io(out / f"{name}.onnx")} for name in GRAPHS},
+        "precision": "fp16 (float32 I/O)" if fp16 else "fp32",
+        "opset": opset,
+        "weights": weights,
+        "versions": versions(),
+        "files": {f"{name}.onnx": {"sha256": sha256(out / f"{name}.onnx"),
+                                   "bytes": (out / f"{name}.onnx").stat().st_size} for name in GRAPHS},
+    }
+
+
+def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: str | Path, *,
+               opset: int = 18, fp16: bool = False, weights: dict | None = None) -> dict:
+    """Write the three graphs and `manifest.json` into `out`; returns the manifest."""
+    if opset < 18:
+        raise ValueError(f"opset must be >= 18, got {opset}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    graphs = {"vq_encoder": EncoderGraph(vq), "transformer_step": StepGraph(transformer),
+              "vq_decoder": DecoderGraph(vq)}
+    examples = example_inputs(config)
+    for name, module in graphs.items():
+        export_graph(module, examples[name], out / f"{name}.onnx", *IO_NAMES[name], dynamic_shapes(name), opset)
+        if fp16:
+            to_fp16(out / f"{name}.onnx")
+    manifest = build_manifest(config, out, opset, fp16, weights or {})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def to_fp16(path: Path) -> None:
+    """fp16 weights and math, float32 inputs/outputs; softmax/cumsum-heavy sampling kept fp32."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True,
+                                     op_block_list=["Softmax", "CumSum", "TopK", "ReduceSum", "Less",
+                                                    "LessOrEqual", "Where", "GatherElements", "Div"])
+    onnx.save(model, str(path))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def seeded_random_models(config: MagvitConfig, seed: int = 0) -> tuple[VQVAE, Transformer]:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return VQVAE(config.vq).eval(), Transformer(config).eval()

@@ -1,0 +1,189 @@
+"""`magvit_onnx.Generator`: MAGVIT's ten tasks over ONNX Runtime, numpy in, uint8 video out.
+
+    from magvit_onnx import Generator
+    g = Generator("artifacts/tiny")                         # or Generator() for the shipped model
+    clip = g.generate("frame_prediction", video=frames, seed=0)     # uint8 [1, T, H, W, 3]
+    clip = g.generate("full_generation", class_id=3, num_videos=4)  # uint8 [4, T, H, W, 3]
+
+Everything a caller passes is checked here, with errors that name the problem and the
+valid values; the runtime below (`magvit_onnx.runtime.pipeline`) assumes valid input.
+Thread-safe: one Generator may be shared by several threads.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from magvit_onnx.paths import DEFAULT_ARTIFACTS
+from magvit_onnx.runtime import tasks as task_registry
+from magvit_onnx.runtime.artifacts import ArtifactError
+from magvit_onnx.runtime.pipeline import Pipeline
+from magvit_onnx.runtime.schedule import mask_ratio
+
+
+class Generator:
+    def __init__(self, artifacts: str | Path | None = None, providers=None, *, allow_fallback: bool = False,
+                 intra_op_num_threads: int = 0):
+        """Load an artifacts folder (None: the shipped default model) on `providers`
+        ('cpu', 'cuda', 'tensorrt', a list of them, or (name, options) pairs)."""
+        if artifacts is None:
+            if not (DEFAULT_ARTIFACTS / "manifest.json").is_file():
+                raise ArtifactError("no default model is shipped in this installation "
+                                    f"({DEFAULT_ARTIFACTS} is missing); pass an artifacts folder made by "
+                                    "`python export/export_all.py --out DIR`")
+            artifacts = DEFAULT_ARTIFACTS
+        self.artifacts = Path(artifacts)
+        self._pipeline = Pipeline.from_artifacts(self.artifacts, providers, allow_fallback=allow_fallback,
+                                                 intra_op_num_threads=intra_op_num_threads)
+        self.manifest = self._pipeline.manifest
+        self.video_shape = tuple(self.manifest["video"]["shape"])  # (T, H, W)
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.manifest["tasks"])
+
+    @property
+    def classes(self) -> list[int]:
+        return list(self.manifest["classes"])
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers the sessions actually run on."""
+        return list(self._pipeline.engine.providers)
+
+    def info(self) -> dict:
+        m = self.manifest
+        return {"artifacts": str(self.artifacts), "preset": m["preset"], "providers": self.providers,
+                "video_shape": list(self.video_shape), "latent_shape": m["latent_shape"],
+                "tasks": self.tasks, "num_classes": len(self.classes), "decoding": m["decoding"],
+                "precision": m["precision"], "weights": m["weights"], "versions": m["versions"]}
+
+    # ------------------------------------------------------------------ the three graphs
+
+    def encode(self, video) -> np.ndarray:
+        """Video (uint8, or float in [0, 1]; [T, H, W, 3] or [B, T, H, W, 3]) -> tokens [B, t, h, w]."""
+        return self._pipeline.encode(self._video(video))
+
+    def decode(self, tokens) -> np.ndarray:
+        """Tokens [B, t, h, w] (or [t, h, w]) -> uint8 video [B, T, H, W, 3]."""
+        tokens = np.asarray(tokens)
+        latent = tuple(self.manifest["latent_shape"])
+        if tokens.shape[-3:] != latent or tokens.ndim not in (3, 4) or not np.issubdtype(tokens.dtype, np.integer):
+            raise ValueError(f"tokens must be integers shaped [B, {', '.join(map(str, latent))}], "
+                             f"got {tokens.dtype} {tokens.shape}")
+        size = self.manifest["vocab"]["codebook_size"]
+        if tokens.min() < 0 or tokens.max() >= size:
+            raise ValueError(f"token ids must be in 0..{size - 1}, got {tokens.min()}..{tokens.max()}")
+        return to_uint8(self._pipeline.decode(tokens.reshape(-1, *latent)))
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, task: str, video=None, class_id=None, *, num_videos: int = 1, steps: int | None = None,
+                 seed: int | None = None, sampling_temperature: float | None = None,
+                 mask_temperature: float | None = None, guidance_scale: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None, schedule: str | None = None,
+                 **condition_overrides) -> np.ndarray:
+        """Run one of the ten tasks; returns uint8 video [B * num_videos, T, H, W, 3].
+
+        video: the input clip(s) of conditional tasks (uint8, or float in [0, 1]).
+        class_id: class of class-conditional tasks (an int, or one per input / clip).
+        Unset decoding settings come from the manifest (official: 12 steps, cosine,
+        mask temperature 4.5, sampling temperature 1, no guidance, no top-k/top-p).
+        """
+        spec = self._task(task)
+        settings = self._settings(num_videos, steps, seed, sampling_temperature, mask_temperature,
+                                  guidance_scale, top_k, top_p, schedule)
+        if spec.needs_video:
+            if video is None:
+                raise ValueError(f"task {spec.name!r} needs an input video of shape "
+                                 f"[B, {', '.join(map(str, self.video_shape))}, 3]")
+            video = self._video(video)
+        elif video is not None:
+            raise ValueError(f"task {spec.name!r} takes no input video (it generates from a class)")
+        class_id = self._class_ids(spec, class_id, None if video is None else video.shape[0])
+        return to_uint8(self._pipeline.generate(spec.name, video, class_id, **settings, **condition_overrides))
+
+    # ------------------------------------------------------------------ checks
+
+    def _task(self, task) -> task_registry.Task:
+        spec = task_registry.get_task(task)
+        if spec.name not in self.manifest["tasks"]:
+            raise ValueError(f"task {spec.name!r} is not served by this model: valid tasks are {self.tasks}")
+        return spec
+
+    def _video(self, video) -> np.ndarray:
+        """uint8 or float video, [T, H, W, 3] or [B, T, H, W, 3] -> float32 [B, T, H, W, 3] in [0, 1]."""
+        video = np.asarray(video)
+        expected = f"[B, {', '.join(map(str, self.video_shape))}, 3] (or without B)"
+        if video.ndim == 4:
+            video = video[None]
+        if video.ndim != 5 or video.shape[1:] != (*self.video_shape, 3) or video.shape[0] < 1:
+            raise ValueError(f"video must be shaped {expected}, got {video.shape}")
+        if video.dtype == np.uint8:
+            return video.astype(np.float32) / 255.0
+        if not np.issubdtype(video.dtype, np.floating):
+            raise ValueError(f"video must be uint8 (0..255) or float in [0, 1], got dtype {video.dtype}")
+        if not np.isfinite(video).all() or video.min() < 0 or video.max() > 1:
+            raise ValueError(f"float video must be finite and in [0, 1], got range "
+                             f"{np.nanmin(video):.3g}..{np.nanmax(video):.3g}")
+        return video.astype(np.float32)
+
+    def _class_ids(self, spec, class_id, inputs: int | None):
+        if not spec.class_conditional:
+            if class_id is not None:
+                raise ValueError(f"task {spec.name!r} takes no class; class-conditional tasks are "
+                                 + ", ".join(n for n, t in self.manifest["tasks"].items() if t["class_conditional"]))
+            return None
+        num = len(self.classes)
+        if class_id is None:
+            raise ValueError(f"task {spec.name!r} needs class_id: valid classes are 0..{num - 1}")
+        ids = np.asarray(class_id)
+        if not np.issubdtype(ids.dtype, np.integer) or ids.ndim > 1 or ids.size == 0:
+            raise ValueError(f"class_id must be an int or a list of ints in 0..{num - 1}, got {class_id!r}")
+        if ids.min() < 0 or ids.max() >= num:
+            raise ValueError(f"class_id {class_id!r} out of range: valid classes are 0..{num - 1}")
+        if inputs is not None and ids.ndim == 1 and ids.size != inputs:
+            raise ValueError(f"class_id gives {ids.size} classes for {inputs} input videos: give one, or one per video")
+        return ids
+
+    def _settings(self, num_videos, steps, seed, sampling_temperature, mask_temperature, guidance_scale,
+                  top_k, top_p, schedule) -> dict:
+        def integer(name, value, low):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+        def positive(name, value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+        integer("num_videos", num_videos, 1)
+        if steps is not None:
+            integer("steps", steps, 1)
+        if seed is not None:
+            integer("seed", seed, 0)
+        for name, value in (("sampling_temperature", sampling_temperature), ("mask_temperature", mask_temperature)):
+            if value is not None:
+                positive(name, value)
+        if guidance_scale is not None and (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float))
+                                           or not math.isfinite(guidance_scale)):
+            raise ValueError(f"guidance_scale must be a finite number (0 = off), got {guidance_scale!r}")
+        if top_k is not None:
+            integer("top_k", top_k, 0)
+        if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+        if top_k and top_p is not None and top_p < 1:
+            raise ValueError("top_k and top_p cannot both be set (official sampling allows one of them)")
+        if schedule is not None:
+            mask_ratio(0.5, 2, schedule)  # raises with the valid methods
+        return {"num_videos": num_videos, "steps": steps, "seed": seed, "schedule": schedule,
+                "sampling_temperature": sampling_temperature, "mask_temperature": mask_temperature,
+                "guidance_scale": guidance_scale, "top_k": top_k, "top_p": top_p}
+
+
+def to_uint8(video: np.ndarray) -> np.ndarray:
+    """float video in [0, 1] -> uint8 0..255 (rounded)."""
+    return np.round(np.clip(video, 0.0, 1.0) * 255.0).astype(np.uint8)

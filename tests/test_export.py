@@ -1,0 +1,182 @@
+"""Export and parity: ONNX Runtime (CPU) against the PyTorch reference (issue: three graphs).
+
+Tolerances (fp32): encoder token ids equal; decoder 1e-4 max abs; step logits 1e-4 max abs;
+sampled tokens identical for the same seeds; whole generations token-identical.
+"""
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from helpers import small_config
+from magvit_onnx.export.exporter import export_all, seeded_random_models
+from magvit_onnx.export.graphs import filter_logits, sample
+from magvit_onnx.export.parity import check_parity, step_feeds, step_logits_max_abs
+from magvit_onnx.export.reference import reference_pipeline
+from magvit_onnx.runtime.artifacts import ArtifactError, load_manifest
+from magvit_onnx.runtime.pipeline import Pipeline
+from magvit_onnx.runtime.providers import ProviderError
+from magvit_onnx.runtime.tasks import TASKS
+
+GRAPH_FILES = ("vq_encoder.onnx", "transformer_step.onnx", "vq_decoder.onnx")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    config = small_config()
+    vq, transformer = seeded_random_models(config, seed=0)
+    folder = tmp_path_factory.mktemp("artifacts")
+    export_all(config, vq, transformer, folder)
+    return folder, config, vq, transformer
+
+
+@pytest.fixture(scope="module")
+def pipelines(exported):
+    folder, config, vq, transformer = exported
+    return Pipeline.from_artifacts(folder, providers="cpu"), reference_pipeline(config, vq, transformer)
+
+
+def test_graphs_are_valid_with_dynamic_batch(exported):
+    folder = exported[0]
+    for name in GRAPH_FILES:
+        model = onnx.load(str(folder / name))
+        onnx.checker.check_model(model, full_check=True)
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 18
+        first = model.graph.input[0].type.tensor_type.shape.dim[0]
+        assert first.dim_param in ("batch", "rows"), name
+
+
+def test_manifest(exported):
+    folder, config = exported[:2]
+    manifest = load_manifest(folder)
+    assert manifest["format_version"] == 1 and manifest["preset"] == "tiny"
+    assert list(manifest["tasks"]) == list(TASKS) and manifest["video"]["pixel_range"] == [0.0, 1.0]
+    assert manifest["decoding"]["num_iter"] == 12 and manifest["decoding"]["mask_temperature"] == 4.5
+    assert manifest["vocab"]["vocab_size"] == config.vocab.size and manifest["vocab"]["special_tokens"]["MASK"] == -1
+    for name in GRAPH_FILES:
+        assert manifest["files"][name]["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    step = manifest["graphs"]["transformer_step"]
+    assert [i["name"] for i in step["inputs"]] == ["tokens", "prefix", "segment_ids", "seeds", "temperature",
+                                                   "top_k", "top_p", "guidance_scale"]
+    assert [o["name"] for o in step["outputs"]] == ["sampled", "probs"]
+    assert manifest["config"]["vq"]["video_shape"] == [8, 32, 32] and "torch" in manifest["versions"]
+
+
+def test_encoder_and_decoder_parity(pipelines):
+    ours, ref = pipelines
+    video = np.random.default_rng(0).random((3, 8, 32, 32, 3), dtype=np.float32)
+    ids = ours.engine.encode(video)
+    np.testing.assert_array_equal(ids, ref.engine.encode(video))  # no distance ties here
+    assert ids.shape == (3, 2, 4, 4) and ids.dtype == np.int64
+    a, b = ours.engine.decode(ids), ref.engine.decode(ids)
+    assert np.isfinite(a).all() and a.std() > 0
+    assert np.abs(a - b).max() < 1e-4
+
+
+@pytest.mark.parametrize("settings", [{}, {"guidance_scale": 2.0}, {"top_k": 3}, {"top_p": 0.5},
+                                      {"temperature": 0.3}, {"temperature": 5.0, "guidance_scale": -0.5}])
+def test_step_parity(pipelines, exported, settings):
+    ours, ref = pipelines
+    feeds = step_feeds(exported[1], 3, np.random.default_rng(1), **settings)
+    (s1, p1), (s2, p2) = ours.engine.run_step(feeds), ref.engine.run_step(feeds)
+    np.testing.assert_array_equal(s1, s2)
+    assert ((s1 >= 0) & (s1 < 1024)).all() and np.isfinite(p1).all() and (p1 > 0).all()
+    assert np.abs(p1 - p2).max() < 1e-6
+
+
+def test_step_logits_parity(exported):
+    folder, config, _, transformer = exported
+    assert step_logits_max_abs(folder, config, transformer) < 1e-4
+
+
+def test_whole_generation_token_identical_for_every_task(exported):
+    folder, config, vq, transformer = exported
+    report = check_parity(folder, config, vq, transformer, seed=3, steps=12)
+    assert report["generation_token_mismatches"] == {name: 0 for name in TASKS}
+    assert report["encoder_token_mismatches"] == 0 and report["step_sampled_mismatches"] == 0
+
+
+def test_guided_generation_token_identical(pipelines):
+    ours, ref = pipelines
+    args = dict(class_ids=[0, 5], seed=11, guidance_scale=3.0, num_videos=2)
+    np.testing.assert_array_equal(ours.generate_tokens("CG", **args), ref.generate_tokens("CG", **args))
+
+
+def test_in_graph_sampling_follows_the_softmax():
+    """Gumbel-max with hashed noise: frequencies match softmax(logits / T), filters apply."""
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0, 0.2, 1.5]).expand(1, 40000, 8)
+    seeds = torch.from_numpy(np.random.default_rng(0).integers(0, 2 ** 31 - 1, (1, 40000)))
+    for temperature in (1.0, 0.5):
+        drawn = sample(logits, seeds, torch.tensor(temperature))
+        freq = np.bincount(drawn.reshape(-1).numpy(), minlength=8) / 40000
+        expected = torch.softmax(logits[0, 0] / temperature, -1).numpy()
+        assert np.abs(freq - expected).max() < 4 * np.sqrt(expected.max() / 40000)
+    kept = filter_logits(logits[:, :10], torch.tensor(2), torch.tensor(0.0))
+    assert (kept[0, 0] > -1e6).nonzero().reshape(-1).tolist() == [0, 7]
+    kept = filter_logits(logits[:, :10], torch.tensor(0), torch.tensor(0.5))  # softmax: 0.39, 0.26 (cum 0.65)
+    assert (kept[0, 0] > -1e6).nonzero().reshape(-1).tolist() == [0, 7]
+    assert (filter_logits(logits, torch.tensor(0), torch.tensor(0.0)) == logits).all()
+
+
+def test_export_is_deterministic(exported, tmp_path):
+    folder, config, vq, transformer = exported
+    export_all(config, vq, transformer, tmp_path)
+    for name in GRAPH_FILES:
+        assert (tmp_path / name).read_bytes() == (folder / name).read_bytes(), name
+
+
+def test_tampered_or_truncated_artifacts_are_refused(exported, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(exported[0], folder)
+    data = bytearray((folder / "vq_decoder.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "vq_decoder.onnx").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="vq_decoder.onnx does not match its manifest"):
+        Pipeline.from_artifacts(folder)
+    shutil.copy(exported[0] / "vq_decoder.onnx", folder / "vq_decoder.onnx")
+    (folder / "vq_encoder.onnx").write_bytes((exported[0] / "vq_encoder.onnx").read_bytes()[:1000])
+    with pytest.raises(ArtifactError, match="vq_encoder.onnx does not match"):
+        Pipeline.from_artifacts(folder)
+    (folder / "vq_encoder.onnx").unlink()
+    with pytest.raises(ArtifactError, match="vq_encoder.onnx is missing"):
+        Pipeline.from_artifacts(folder)
+    manifest = json.loads((exported[0] / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(ArtifactError, match="format_version 99 is not supported"):
+        Pipeline.from_artifacts(folder)
+    with pytest.raises(ArtifactError, match="manifest.json is missing"):
+        Pipeline.from_artifacts(tmp_path)
+
+
+def test_missing_provider_is_loud(exported):
+    with pytest.raises(ProviderError, match="CUDAExecutionProvider not available"):
+        Pipeline.from_artifacts(exported[0], providers="cuda")
+    with pytest.raises(ProviderError, match="unknown provider 'rocm'"):
+        Pipeline.from_artifacts(exported[0], providers="rocm")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline = Pipeline.from_artifacts(exported[0], providers=["cuda", "cpu"], allow_fallback=True)
+    assert pipeline.engine.providers == ["CPUExecutionProvider"]
+    assert any("not available" in str(w.message) for w in caught)
+
+
+def test_export_cli(tmp_path):
+    out = tmp_path / "a"
+    script = Path(__file__).resolve().parents[1] / "export" / "export_all.py"
+    result = subprocess.run([sys.executable, str(script), "--preset", "tiny", "--out", str(out), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RANDOM init" in result.stderr and "parity check passed" in result.stderr
+    assert json.loads(result.stdout)["generation_token_mismatches"] == {name: 0 for name in TASKS}
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", *sorted(GRAPH_FILES)]
+    bad = subprocess.run([sys.executable, str(script), "--out", str(out), "--opset", "13"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "opset" in bad.stderr
