@@ -54,10 +54,11 @@ def main(preset, weights, out, opset, fp16, check, seed):
     if check:
         report = check_parity(out, config, vq, transformer)
         click.echo(json.dumps(report, indent=2))
-        tolerance = 5e-2 if fp16 else 1e-4
-        bad = (report["decoder_max_abs"] > tolerance or (not fp16 and (
-            report["encoder_token_mismatches"] or report["step_sampled_mismatches"]
-            or any(report["generation_token_mismatches"].values()))))
+        if fp16:  # stated fp16 tolerances (see README); tokens may differ where fp16 moves a logit
+            bad = report["decoder_max_abs"] > 3e-2 or report["step_probs_max_abs"] > 2e-2
+        else:
+            bad = (report["decoder_max_abs"] > 1e-4 or report["encoder_token_mismatches"]
+                   or report["step_sampled_mismatches"] or any(report["generation_token_mismatches"].values()))
         if bad:
             click.secho("parity check FAILED", fg="red", err=True)
             sys.exit(1)

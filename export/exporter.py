@@ -139,14 +139,36 @@ def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: s
 
 
 def to_fp16(path: Path) -> None:
-    """fp16 weights and math, float32 inputs/outputs; softmax/cumsum-heavy sampling kept fp32."""
+    """fp16 weights and math with float32 inputs/outputs; sampling and softmax stay fp32."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True,
-                                     op_block_list=["Softmax", "CumSum", "TopK", "ReduceSum", "Less",
-                                                    "LessOrEqual", "Where", "GatherElements", "Div"])
+    model = onnx.load(str(path))
+    del model.graph.value_info[:]  # the exporter's fp32 shape annotations would contradict fp16
+    model = convert_float_to_float16(model, keep_io_types=True,
+                                     op_block_list=["Softmax", "Log", "ArgMax", "CumSum", "TopK", "ReduceSum",
+                                                    "Less", "LessOrEqual", "Where", "GatherElements", "Div"])
+    topological_sort(model.graph)  # the converter appends its boundary casts at the end
     onnx.save(model, str(path))
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def topological_sort(graph: onnx.GraphProto) -> None:
+    """Reorder `graph.node` so every node comes after the producers of its inputs."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise ValueError(f"graph has a cycle or dangling inputs at {rest[0].name}")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def seeded_random_models(config: MagvitConfig, seed: int = 0) -> tuple[VQVAE, Transformer]:
