@@ -1,7 +1,9 @@
-"""Weights on disk: one safetensors file with the tokenizer and the transformer.
+"""Weights on disk: safetensors files of named modules, with the config in the metadata.
 
-Keys are `vq.<name>` and `transformer.<name>`; the model config travels as JSON in the
-safetensors metadata (`magvit_config`), so a file alone says what it holds. No pickle.
+Keys are `<module>.<parameter>` (e.g. `vq.encoder.conv_in.weight`,
+`transformer.layers.0.attention.query.weight`); the model config travels as JSON in the
+metadata (`magvit_config`), so a file alone says what it holds. No pickle. A tokenizer
+checkpoint holds `vq` only; a model checkpoint holds `vq` and `transformer`.
 """
 from __future__ import annotations
 
@@ -9,36 +11,52 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from magvit_onnx.models.config import MagvitConfig
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 
 
-def save_checkpoint(path: str | Path, config: MagvitConfig, vq: VQVAE, transformer: Transformer,
-                    metadata: dict[str, str] | None = None) -> None:
-    tensors = {f"vq.{k}": v for k, v in vq.state_dict().items()}
-    tensors |= {f"transformer.{k}": v for k, v in transformer.state_dict().items()}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+def save_weights(path: str | Path, config: MagvitConfig, modules: dict[str, torch.nn.Module],
+                 metadata: dict[str, str] | None = None) -> None:
+    """Write `{name}.{key}` for every module's state dict, atomically (temp file + rename)."""
+    tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
+               for name, module in modules.items() for k, v in module.state_dict().items()}
     meta = {"magvit_config": json.dumps(config.to_dict()), **(metadata or {})}
-    save_file(tensors, str(path), metadata=meta)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
 
 
 def read_config(path: str | Path) -> MagvitConfig:
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    meta = read_metadata(path)
     if "magvit_config" not in meta:
         raise ValueError(f"{path} has no 'magvit_config' metadata: not a magvit-onnx checkpoint")
     return MagvitConfig.from_dict(json.loads(meta["magvit_config"]))
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MagvitConfig, VQVAE, Transformer]:
-    """Config and models (eval mode) from a checkpoint written by `save_checkpoint`."""
-    config = read_config(path)
-    tensors = load_file(str(path), device=str(device))
-    vq, transformer = VQVAE(config.vq).to(device), Transformer(config).to(device)
-    for prefix, module in (("vq.", vq), ("transformer.", transformer)):
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+def load_weights(path: str | Path, modules: dict[str, torch.nn.Module]) -> None:
+    """Load `{name}.*` tensors of the file into each named module (strict)."""
+    tensors = load_file(str(path))
+    for name, module in modules.items():
+        state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        if not state:
+            raise ValueError(f"{path} holds no '{name}' weights (it has: "
+                             f"{sorted({k.split('.')[0] for k in tensors})})")
         module.load_state_dict(state, strict=True)
-    return config, vq.eval(), transformer.eval()
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MagvitConfig, VQVAE, Transformer]:
+    """Config, tokenizer and transformer (eval mode) of a model checkpoint."""
+    config = read_config(path)
+    vq, transformer = VQVAE(config.vq), Transformer(config)
+    load_weights(path, {"vq": vq, "transformer": transformer})
+    return config, vq.to(device).eval(), transformer.to(device).eval()

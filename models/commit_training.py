@@ -50,28 +50,33 @@ def sample_mask_ratio(num_tokens: int, method: str, rng: np.random.Generator) ->
 
 
 @torch.no_grad()
-def commit_batch(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitConfig,
-                 rng: np.random.Generator, labels: np.ndarray | None = None,
-                 ratio: float | None = None) -> dict[str, torch.Tensor]:
-    """Transformer inputs for one step of `task` on `video[B, T, H, W, 3]` in [0, 1].
+def tokenize_task(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitConfig
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tokens of `video[B, T, H, W, 3]`, of its condition video for `task`, and the latent mask.
 
-    Returns `[B, P + N]` tensors on the video's device: 'masked_inputs',
-    'uncond_masked_inputs', 'segment_ids', 'targets', 'weights', and boolean term masks
-    'refine', 'mask', 'recons' for logging.
+    One tokenizer call on [inputs; condition video], as the official `tokenize_with_cond`.
+    Class-conditional generation has no condition: its condition tokens are zeros, never used.
     """
     spec = tasks.get_task(task)
-    train = config.training
     batch = video.shape[0]
     cond = tasks.condition(spec.name, video.cpu().numpy(), config.vq.latent_shape)
-    if spec.needs_video:  # one tokenizer call on [inputs; condition video], as official
+    if spec.needs_video:
         ids = vq.tokenize(torch.cat([video, torch.from_numpy(cond["video"]).to(video)])).cpu().numpy()
-        inputs, cond_inputs = ids[:batch], ids[batch:]
-    else:
-        inputs = vq.tokenize(video).cpu().numpy()
-        cond_inputs = np.zeros_like(inputs)
+        return ids[:batch], ids[batch:], cond["latent_mask"]
+    inputs = vq.tokenize(video).cpu().numpy()
+    return inputs, np.zeros_like(inputs), cond["latent_mask"]
+
+
+def mask_tokens(inputs: np.ndarray, cond_inputs: np.ndarray, latent_mask: np.ndarray, task: str,
+                config: MagvitConfig, rng: np.random.Generator, labels: np.ndarray | None = None,
+                ratio: float | None = None, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Transformer inputs of one COMMIT step from tokens `[B, t, h, w]` (see `commit_batch`)."""
+    spec = tasks.get_task(task)
+    train = config.training
+    batch = inputs.shape[0]
     if ratio is None:
         ratio = sample_mask_ratio(config.vq.num_tokens, train.mask_schedule, rng)
-    masked = random_mask(inputs, ratio, cond_inputs=cond_inputs, cond_mask=cond["latent_mask"],
+    masked = random_mask(inputs, ratio, cond_inputs=cond_inputs, cond_mask=latent_mask,
                          condition_mode=train.condition_mode, weight_mode=train.weight_mode, rng=rng)
     vocab = config.vocab
     class_ids = labels if spec.class_conditional else None
@@ -90,10 +95,22 @@ def commit_batch(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitCo
         seq["masked_inputs"][drop] = seq["uncond_masked_inputs"][drop]
         seq["segment_ids"][drop] = 0
 
-    device = video.device
     out = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in seq.items()}
     out.update({k: torch.from_numpy(v).to(device) for k, v in terms.items()})
     return out
+
+
+def commit_batch(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitConfig,
+                 rng: np.random.Generator, labels: np.ndarray | None = None,
+                 ratio: float | None = None) -> dict[str, torch.Tensor]:
+    """Transformer inputs for one step of `task` on `video[B, T, H, W, 3]` in [0, 1].
+
+    Returns `[B, P + N]` tensors on the video's device: 'masked_inputs',
+    'uncond_masked_inputs', 'segment_ids', 'targets', 'weights', and boolean term masks
+    'refine', 'mask', 'recons' for logging.
+    """
+    inputs, cond_inputs, latent_mask = tokenize_task(vq, video, task, config)
+    return mask_tokens(inputs, cond_inputs, latent_mask, task, config, rng, labels, ratio, video.device)
 
 
 def commit_loss(transformer: nn.Module, batch: dict[str, torch.Tensor],
@@ -111,13 +128,10 @@ def commit_loss(transformer: nn.Module, batch: dict[str, torch.Tensor],
     return loss, metrics
 
 
-def commit_train_step(transformer: nn.Module, vq: nn.Module, optimizer: torch.optim.Optimizer,
-                      video: torch.Tensor, task: str, config: MagvitConfig, rng: np.random.Generator,
-                      labels: np.ndarray | None = None, lr: float | None = None,
-                      clip_norm: float = 1.0) -> dict[str, float]:
-    """One optimiser step: COMMIT batch, loss, backward, global-norm clip 1.0, AdamW."""
+def optimizer_step(transformer: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+                   config: MagvitConfig, lr: float | None = None, clip_norm: float = 1.0) -> dict[str, float]:
+    """Loss, backward, global-norm clip (official 1.0), AdamW step on one COMMIT batch."""
     transformer.train()
-    batch = commit_batch(vq, video, task, config, rng, labels=labels)
     loss, metrics = commit_loss(transformer, batch, config)
     if lr is not None:
         for group in optimizer.param_groups:
@@ -127,3 +141,12 @@ def commit_train_step(transformer: nn.Module, vq: nn.Module, optimizer: torch.op
     metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(transformer.parameters(), clip_norm))
     optimizer.step()
     return metrics
+
+
+def commit_train_step(transformer: nn.Module, vq: nn.Module, optimizer: torch.optim.Optimizer,
+                      video: torch.Tensor, task: str, config: MagvitConfig, rng: np.random.Generator,
+                      labels: np.ndarray | None = None, lr: float | None = None,
+                      clip_norm: float = 1.0) -> dict[str, float]:
+    """One optimiser step from raw video: COMMIT batch, loss, backward, clip, AdamW."""
+    batch = commit_batch(vq, video, task, config, rng, labels=labels)
+    return optimizer_step(transformer, optimizer, batch, config, lr, clip_norm)

@@ -109,25 +109,39 @@ class TokenizerLoss(nn.Module):
         self.r1_cost, self.lecam_weight = r1_cost, lecam_weight
         self.lecam = LeCam(lecam_decay)
 
-    def forward(self, real: torch.Tensor, reconstruction: torch.Tensor, quantizer_losses: dict[str, torch.Tensor]
-                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """real, reconstruction: [B, T, H, W, 3]. Returns (g_loss, d_loss, logged terms, weighted)."""
-        real_logits, grad_penalty = r1_penalty(self.discriminator, real, self.r1_cost)
-        fake_logits = self.discriminator(reconstruction)  # not detached: see tokenizer_train_step
+    def forward(self, real: torch.Tensor, reconstruction: torch.Tensor, quantizer_losses: dict[str, torch.Tensor],
+                *, adversarial: bool = True, r1_scale: float = 1.0
+                ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, float]]:
+        """real, reconstruction: [B, T, H, W, 3]. Returns (g_loss, d_loss, logged terms, weighted).
+
+        Official: adversarial=True, r1_scale=1 every step. Our CPU training may switch the
+        GAN terms off for a warm-up (adversarial=False: no discriminator call, d_loss None)
+        and apply R1 lazily (r1_scale = k every k-th step, 0 otherwise; StyleGAN2's trick).
+        """
         terms = {
             "reconstruction_loss": reconstruction_loss(real, reconstruction),
-            "g_adversarial_loss": self.g_adversarial_weight * generator_adversarial_loss(fake_logits),
             "perceptual_loss": self.perceptual_weight * perceptual_loss(self.perceptual_network, real, reconstruction),
             "quantizer_loss": quantizer_losses["quantizer_loss"],
-            "d_adversarial_loss": discriminator_adversarial_loss(real_logits, fake_logits),
-            "grad_penalty": grad_penalty,
-            # Like the official code, the LeCam EMAs only run when the term is on.
-            "lecam_loss": (self.lecam_weight * self.lecam(real_logits, fake_logits) if self.lecam_weight > 0
-                           else real.new_zeros(())),
         }
-        g_loss = terms["reconstruction_loss"] + terms["g_adversarial_loss"] + terms["perceptual_loss"] + terms["quantizer_loss"]
-        d_loss = terms["d_adversarial_loss"] + terms["grad_penalty"] + terms["lecam_loss"]
-        logs = {"g_loss": g_loss.item(), "d_loss": d_loss.item(), **{k: v.item() for k, v in terms.items()}}
+        g_loss = terms["reconstruction_loss"] + terms["perceptual_loss"] + terms["quantizer_loss"]
+        d_loss = None
+        if adversarial:
+            if r1_scale > 0:
+                real_logits, grad_penalty = r1_penalty(self.discriminator, real, self.r1_cost * r1_scale)
+            else:
+                real_logits, grad_penalty = self.discriminator(real.detach()), real.new_zeros(())
+            fake_logits = self.discriminator(reconstruction)  # not detached: see tokenizer_train_step
+            terms["g_adversarial_loss"] = self.g_adversarial_weight * generator_adversarial_loss(fake_logits)
+            terms["d_adversarial_loss"] = discriminator_adversarial_loss(real_logits, fake_logits)
+            terms["grad_penalty"] = grad_penalty
+            # Like the official code, the LeCam EMAs only run when the term is on.
+            terms["lecam_loss"] = (self.lecam_weight * self.lecam(real_logits, fake_logits) if self.lecam_weight > 0
+                                   else real.new_zeros(()))
+            g_loss = g_loss + terms["g_adversarial_loss"]
+            d_loss = terms["d_adversarial_loss"] + terms["grad_penalty"] + terms["lecam_loss"]
+        logs = {"g_loss": g_loss.item(), **{k: v.item() for k, v in terms.items()}}
+        if d_loss is not None:
+            logs["d_loss"] = d_loss.item()
         return g_loss, d_loss, logs
 
 
@@ -155,17 +169,20 @@ class EMA:
 
 
 def tokenizer_train_step(vqvae: nn.Module, loss_fn: TokenizerLoss, g_opt: torch.optim.Optimizer,
-                         d_opt: torch.optim.Optimizer, video: torch.Tensor, ema: EMA | None = None) -> dict[str, float]:
+                         d_opt: torch.optim.Optimizer, video: torch.Tensor, ema: EMA | None = None, *,
+                         adversarial: bool = True, r1_scale: float = 1.0) -> dict[str, float]:
     """One official step: one forward; G grads from g_loss only, D grads from d_loss only
-    (both at the current weights); both optimisers step; then the EMA moves."""
+    (both at the current weights); both optimisers step; then the EMA moves.
+    `adversarial` / `r1_scale`: see `TokenizerLoss.forward` (defaults = official)."""
     reconstruction, quantizer_losses, _ = vqvae(video)
-    g_loss, d_loss, logs = loss_fn(video, reconstruction, quantizer_losses)
+    g_loss, d_loss, logs = loss_fn(video, reconstruction, quantizer_losses, adversarial=adversarial, r1_scale=r1_scale)
     g_opt.zero_grad(set_to_none=True)
     d_opt.zero_grad(set_to_none=True)
-    g_loss.backward(inputs=[p for group in g_opt.param_groups for p in group["params"]], retain_graph=True)
-    d_loss.backward(inputs=[p for group in d_opt.param_groups for p in group["params"]])
+    g_loss.backward(inputs=[p for group in g_opt.param_groups for p in group["params"]], retain_graph=d_loss is not None)
+    if d_loss is not None:
+        d_loss.backward(inputs=[p for group in d_opt.param_groups for p in group["params"]])
+        d_opt.step()
     g_opt.step()
-    d_opt.step()
     if ema is not None:
         ema.update(vqvae)
     return logs

@@ -1,0 +1,455 @@
+"""Video I/O: round trips, frame picking, resizing, pixel formats, errors, atomic writes,
+composition helpers and the torch-free import of `magvit_onnx.video`."""
+import subprocess
+import sys
+import textwrap
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from magvit_onnx import video
+from magvit_onnx.video import (
+    VideoError,
+    contact_sheet,
+    read_video,
+    side_by_side,
+    write_gif,
+    write_mp4,
+    write_png,
+    write_video,
+)
+
+
+def smooth_clip(frames: int, height: int, width: int) -> np.ndarray:
+    """A moving colour gradient: smooth in space and time, so lossy codecs keep it well."""
+    t = np.arange(frames)[:, None, None]
+    y = np.arange(height)[None, :, None]
+    x = np.arange(width)[None, None, :]
+    red = 128 + 100 * np.sin((x + 2 * t) / 9.0) + 0 * y
+    green = 128 + 100 * np.cos((y + t) / 11.0) + 0 * x
+    blue = 40 + (x + y) * 160 / (height + width) + 0 * t
+    return np.stack(np.broadcast_arrays(red, green, blue), axis=-1).round().astype(np.uint8)
+
+
+def numbered_clip(frames: int, height: int, width: int) -> np.ndarray:
+    """Frame t has red = 16 + 7 t everywhere (its index, read back from the mean),
+    green = 2 y and blue = 3 x (to check crops)."""
+    t = np.arange(frames)[:, None, None]
+    y = np.arange(height)[None, :, None]
+    x = np.arange(width)[None, None, :]
+    channels = np.broadcast_arrays(16 + 7 * t + 0 * x * y, 2 * y + 0 * t * x, 3 * x + 0 * t * y)
+    return np.stack(channels, axis=-1).astype(np.uint8)
+
+
+def frame_indices(clip: np.ndarray) -> list[int]:
+    return np.round((clip[..., 0].mean(axis=(1, 2)) - 16) / 7).astype(int).tolist()
+
+
+def picked(path, **options) -> list[int]:
+    """Source frame indices of the clip `read_video(path, size=(40, 40), **options)` returns."""
+    return frame_indices(read_video(path, size=(40, 40), **options))
+
+
+def mae(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def encode(path, frames: np.ndarray, codec: str, pix_fmt: str, in_format: str, **open_kw) -> None:
+    """Write `frames` with plain PyAV (for inputs `write_mp4` never produces)."""
+    with av.open(str(path), "w", **open_kw) as container:
+        stream = container.add_stream(codec, rate=8)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format=in_format)))
+        container.mux(stream.encode())
+
+
+@pytest.fixture(scope="module")
+def clip30(tmp_path_factory):
+    """30 numbered frames of 96x80 (H x W) at 30 fps, and the path of their MP4."""
+    frames = numbered_clip(30, 96, 80)
+    path = tmp_path_factory.mktemp("clip") / "clip30.mp4"
+    write_mp4(path, frames, fps=30)
+    return path, frames
+
+
+# ----------------------------------------------------------------- round trips
+
+
+def test_mp4_round_trip(tmp_path):
+    frames = smooth_clip(16, 64, 64)
+    path = tmp_path / "clip.mp4"
+    write_mp4(path, frames, fps=8)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        assert stream.average_rate == 8
+        assert stream.frames == 16
+    clip = read_video(path, num_frames=16, size=(64, 64))
+    assert clip.shape == (16, 64, 64, 3) and clip.dtype == np.uint8
+    assert mae(clip, frames) < 3
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_gif_round_trip(tmp_path):
+    frames = smooth_clip(16, 48, 40)
+    path = tmp_path / "clip.gif"
+    write_gif(path, frames, fps=8)
+    with av.open(str(path)) as container:
+        assert container.format.name == "gif"
+        assert abs(container.streams.video[0].average_rate - 8) < 0.5  # centisecond delays
+    clip = read_video(path, num_frames=16, size=(48, 40))
+    assert clip.shape == (16, 48, 40, 3)
+    assert mae(clip, frames) < 12
+    with pytest.raises(VideoError, match="too few frames"):
+        read_video(path, num_frames=17, size=(48, 40))
+
+
+def test_odd_sizes_are_padded_to_even(tmp_path):
+    frames = smooth_clip(4, 63, 65)
+    path = tmp_path / "odd.mp4"
+    write_mp4(path, frames)
+    clip = read_video(path, num_frames=4, size=(64, 66))
+    assert mae(clip[:, :63, :65], frames) < 4
+    assert mae(clip[:, 63, :65], frames[:, 62]) < 4  # the padding repeats the last row
+    assert mae(clip[:, :63, 65], frames[:, :, 64]) < 4  # ... and the last column
+    write_gif(tmp_path / "odd.gif", frames)  # GIF takes odd sizes as they are
+    assert read_video(tmp_path / "odd.gif", num_frames=4, size=(63, 65)).shape == (4, 63, 65, 3)
+
+
+@pytest.mark.parametrize("fps, expected", [(Fraction(15, 2), Fraction(15, 2)), (7.5, Fraction(15, 2)),
+                                           (Fraction(30000, 1001), Fraction(30000, 1001)), (12, 12)])
+def test_fps_fractions(tmp_path, fps, expected):
+    path = tmp_path / "rate.mp4"
+    write_mp4(path, smooth_clip(4, 16, 16), fps=fps)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].average_rate == expected
+
+
+def test_png_still_round_trip(tmp_path):
+    image = smooth_clip(1, 21, 35)[0]
+    path = tmp_path / "still.png"
+    write_png(path, image)
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with av.open(str(path)) as container:
+        decoded = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    np.testing.assert_array_equal(decoded, image)
+
+
+def test_write_video_dispatches_on_suffix(tmp_path):
+    frames = smooth_clip(5, 16, 24)
+    write_video(tmp_path / "a.MP4", frames)
+    write_video(tmp_path / "a.gif", frames)
+    write_video(tmp_path / "a.png", frames)
+    assert read_video(tmp_path / "a.MP4", num_frames=5, size=(16, 24)).shape == (5, 16, 24, 3)
+    assert read_video(tmp_path / "a.gif", num_frames=5, size=(16, 24)).shape == (5, 16, 24, 3)
+    strip = read_video(tmp_path / "a.png", num_frames=1, size=(16, 5 * 24 + 4 * 2))[0]
+    np.testing.assert_array_equal(strip, side_by_side(*frames[:, None])[0])
+    with pytest.raises(VideoError, match=r"unsupported suffix '\.avi'; use \.mp4, \.gif or \.png"):
+        write_video(tmp_path / "a.avi", frames)
+
+
+def test_falls_back_to_another_mp4_encoder(tmp_path, monkeypatch):
+    monkeypatch.setattr(video, "MP4_ENCODERS", (("no_such_encoder", "yuv420p"), ("mpeg4", "yuv420p")))
+    frames = smooth_clip(8, 32, 32)
+    with pytest.warns(UserWarning, match="'no_such_encoder' is not available.*'mpeg4'"):
+        write_mp4(tmp_path / "fallback.mp4", frames)
+    with av.open(str(tmp_path / "fallback.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    assert mae(read_video(tmp_path / "fallback.mp4", num_frames=8, size=(32, 32)), frames) < 6
+    monkeypatch.setattr(video, "MP4_ENCODERS", (("no_such_encoder", "yuv420p"),))
+    with pytest.raises(VideoError, match="no MP4 encoder available"):
+        write_mp4(tmp_path / "none.mp4", frames)
+    assert not (tmp_path / "none.mp4").exists()
+
+
+# ----------------------------------------------------------------- picking and resizing
+
+
+def test_stride_and_start(clip30):
+    path, _ = clip30
+    assert frame_indices(read_video(path, num_frames=30, size=(96, 80))) == list(range(30))
+    assert picked(path, num_frames=5, stride=3, start=2) == [2, 5, 8, 11, 14]
+    assert picked(path, num_frames=2, stride=29) == [0, 29]
+    expected = "has 30, but num_frames=2 with stride=30 from start=0 needs at least 31"
+    with pytest.raises(VideoError, match=expected):
+        read_video(path, num_frames=2, size=(40, 40), stride=30)
+    with pytest.raises(VideoError, match="too few frames"):
+        read_video(path, num_frames=1, size=(40, 40), start=30)
+
+
+def test_fps_resampling(clip30):
+    path, _ = clip30
+    # 30 -> 10 fps takes every third frame; `stride` is ignored when `fps` is given.
+    assert picked(path, num_frames=10, fps=10, stride=7) == list(range(0, 30, 3))
+    assert picked(path, num_frames=10, fps=10, start=2) == list(range(2, 30, 3))
+    assert picked(path, num_frames=4, fps=Fraction(15)) == [0, 2, 4, 6]
+    # Upsampling repeats the nearest frame: 45 fps samples at 0, 2/3, 4/3, 2, ... source frames.
+    assert picked(path, num_frames=8, fps=45) == [0, 1, 1, 2, 3, 3, 4, 5]
+    with pytest.raises(VideoError, match=r"too short: num_frames=11 at fps=10 needs 1\.000 s"):
+        read_video(path, num_frames=11, size=(40, 40), fps=10)
+
+
+def test_resize_keeps_aspect_and_centre_crops(clip30):
+    path, _ = clip30
+    full = read_video(path, num_frames=2, size=(96, 80)).astype(np.float32)
+    # 96x80 -> 40x40: scale 1/2 to 48x40 (area = 2x2 means), then rows 4..43.
+    reference = full.reshape(2, 48, 2, 40, 2, 3).mean(axis=(2, 4))[:, 4:44]
+    small = read_video(path, num_frames=2, size=(40, 40))
+    assert small.shape == (2, 40, 40, 3)
+    assert np.abs(small - reference).mean() < 1.5
+    # Non-square target: scale 0.8 to 77x64, crop rows 6..37 (green = 2 y keeps the centre).
+    wide = read_video(path, num_frames=2, size=(32, 64))
+    assert wide.shape == (2, 32, 64, 3)
+    assert abs(wide[..., 1].mean() - full[..., 1].mean()) < 3
+    assert abs(wide[..., 2].mean() - full[..., 2].mean()) < 3
+    assert read_video(path, num_frames=1, size=(200, 120)).shape == (1, 200, 120, 3)  # upscaling
+
+
+def test_grayscale_input_reads_as_rgb(tmp_path):
+    gray = smooth_clip(4, 32, 32)[..., 1]
+    path = tmp_path / "gray.mkv"
+    encode(path, gray, "ffv1", "gray", "gray")
+    clip = read_video(path, num_frames=4, size=(32, 32))
+    assert clip.shape == (4, 32, 32, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(clip[..., channel], gray)
+
+
+def test_alpha_input_reads_as_rgb(tmp_path):
+    rgb = smooth_clip(4, 32, 32)
+    rgba = np.concatenate([rgb, np.full((4, 32, 32, 1), 100, np.uint8)], axis=-1)
+    path = tmp_path / "alpha.apng"
+    encode(path, rgba, "apng", "rgba", "rgba", format="apng")
+    np.testing.assert_array_equal(read_video(path, num_frames=4, size=(32, 32)), rgb)
+
+
+# ----------------------------------------------------------------- read errors
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(VideoError, match=r"nope\.mp4: no such file"):
+        read_video(tmp_path / "nope.mp4")
+    with pytest.raises(VideoError, match="not a file"):
+        read_video(tmp_path)
+
+
+def test_text_file_named_mp4(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("these are not the frames you are looking for\n" * 20)
+    with pytest.raises(VideoError, match=r"notes\.mp4: cannot decode .*corrupt, truncated or not"):
+        read_video(path)
+
+
+def test_truncated_mp4(tmp_path, clip30):
+    data = clip30[0].read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match=r"cut\.mp4: cannot decode"):
+        read_video(path, num_frames=2, size=(40, 40))
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    path = tmp_path / "tone.wav"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        samples.sample_rate = 8000
+        container.mux(stream.encode(samples))
+        container.mux(stream.encode())
+    with pytest.raises(VideoError, match=r"tone\.wav: no video stream"):
+        read_video(path)
+
+
+def test_zero_frames(tmp_path):
+    path = tmp_path / "empty.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width = stream.height = 16
+        container.start_encoding()  # writes the header of a stream that never gets a frame
+        container.mux(stream.encode())
+    for fps in (None, 8):
+        with pytest.raises(VideoError, match=r"empty\.avi: the video stream has no frames"):
+            read_video(path, num_frames=1, size=(16, 16), fps=fps)
+
+
+def test_too_small_and_too_large_videos(tmp_path, clip30, monkeypatch):
+    path = tmp_path / "tiny.mp4"
+    write_mp4(path, smooth_clip(16, 4, 4))
+    expected = r"tiny\.mp4: video is 4x4 pixels; width and height must be within \[8, 8192\]"
+    with pytest.raises(VideoError, match=expected):
+        read_video(path, size=(16, 16))
+    monkeypatch.setattr(video, "MAX_SIDE", 90)
+    with pytest.raises(VideoError, match="video is 80x96 pixels"):
+        read_video(clip30[0], num_frames=1, size=(40, 40))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(num_frames=0), "num_frames must be an integer >= 1"),
+        (dict(num_frames=2.0), "num_frames must be an integer >= 1"),
+        (dict(stride=0), "stride must be an integer >= 1"),
+        (dict(stride=True), "stride must be an integer >= 1"),
+        (dict(start=-1), "start must be an integer >= 0"),
+        (dict(fps=0), "fps must be None or a positive number"),
+        (dict(fps=float("nan")), "fps must be None or a positive number"),
+        (dict(fps="8"), "fps must be None or a positive number"),
+        (dict(size=128), r"size must be \(height, width\)"),
+        (dict(size=(128,)), r"size must be \(height, width\)"),
+        (dict(size=(4, 128)), r"size must be \(height, width\) with integers in \[8, 8192\]"),
+        (dict(size=(128, 9000)), r"size must be \(height, width\)"),
+    ],
+)
+def test_bad_read_options(clip30, options, message):
+    with pytest.raises(VideoError, match=message) as error:
+        read_video(clip30[0], **options)
+    assert "clip30.mp4" in str(error.value)
+
+
+# ----------------------------------------------------------------- atomic writes
+
+
+@pytest.mark.parametrize("writer", [write_mp4, write_gif, write_video])
+@pytest.mark.parametrize(
+    "frames",
+    [
+        smooth_clip(2, 16, 16).astype(np.float32) / 255,  # wrong dtype
+        smooth_clip(2, 16, 16)[..., 0],  # no channel axis
+        smooth_clip(2, 16, 16)[0],  # one frame without the time axis
+        np.zeros((0, 16, 16, 3), np.uint8),  # no frames
+        np.zeros((2, 16, 16, 4), np.uint8),  # RGBA
+    ],
+)
+def test_bad_frames_raise_and_write_nothing(tmp_path, writer, frames):
+    with pytest.raises(ValueError, match=r"frames must be a non-empty uint8 array \[T, H, W, 3\]"):
+        writer(tmp_path / "out.gif" if writer is write_gif else tmp_path / "out.mp4", frames)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_png_image_and_fps(tmp_path):
+    with pytest.raises(VideoError, match=r"image must be a non-empty uint8 array \[H, W, 3\]"):
+        write_png(tmp_path / "a.png", smooth_clip(2, 8, 8))
+    for fps in (0, -8, float("inf"), "8"):
+        with pytest.raises(VideoError, match="fps must be a positive number"):
+            write_mp4(tmp_path / "a.mp4", smooth_clip(2, 8, 8), fps=fps)
+    with pytest.raises(VideoError, match="does not exist"):
+        write_mp4(tmp_path / "missing" / "a.mp4", smooth_clip(2, 8, 8))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.gif"])
+def test_failed_encode_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch, name):
+    path = tmp_path / name
+    path.write_bytes(b"previous result")
+    calls = []
+    from_ndarray = av.VideoFrame.from_ndarray
+
+    def failing_from_ndarray(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("encoder died")
+        return from_ndarray(*args, **kwargs)
+
+    monkeypatch.setattr(video.av.VideoFrame, "from_ndarray", failing_from_ndarray)
+    with pytest.raises(RuntimeError, match="encoder died"):
+        write_video(path, smooth_clip(8, 16, 16))
+    assert path.read_bytes() == b"previous result"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+# ----------------------------------------------------------------- composition
+
+
+def test_side_by_side():
+    a, b, c = smooth_clip(3, 16, 10), smooth_clip(3, 16, 7), smooth_clip(3, 16, 5)
+    joined = side_by_side(a, b, c, gap=2)
+    assert joined.shape == (3, 16, 10 + 7 + 5 + 2 * 2, 3)
+    np.testing.assert_array_equal(joined[:, :, :10], a)
+    np.testing.assert_array_equal(joined[:, :, 12:19], b)
+    assert (joined[:, :, 10:12] == video.BACKGROUND).all()
+    assert side_by_side(a, b, gap=0).shape == (3, 16, 17, 3)
+    with pytest.raises(VideoError, match="same T and H"):
+        side_by_side(a, smooth_clip(4, 16, 10))
+    with pytest.raises(VideoError, match="at least one video"):
+        side_by_side()
+
+
+def test_contact_sheet_layout_and_text(tmp_path):
+    clip = smooth_clip(16, 32, 32)
+    rows = [("frame_prediction", [clip, clip // 2, clip]), ("class_cond", [None, None, clip])]
+    sheet = contact_sheet(rows, headers=["input", "condition", "output"], gap=2, group_gap=10)
+    label_width = len("frame_prediction") * 12 - 2  # 6 columns per glyph at scale 2, minus 1
+    group_width = 4 * 32 + 3 * 2
+    assert sheet.dtype == np.uint8
+    height = 10 + 14 + 10 + 2 * (32 + 10)  # border, header, gap, two rows each with a gap
+    width = 10 + label_width + 10 + 3 * (group_width + 10)
+    assert sheet.shape == (height, width, 3)
+    label_area = sheet[10 + 14 + 10 : 10 + 14 + 10 + 32, 10 : 10 + label_width]
+    assert (label_area < 128).any()  # the label is drawn
+    header_area = sheet[10:24, 10 + label_width + 10 :]
+    assert (header_area < 128).any()
+    first_tile_x = 10 + label_width + 10
+    np.testing.assert_array_equal(sheet[34:66, first_tile_x : first_tile_x + 32], clip[0])
+    np.testing.assert_array_equal(sheet[34:66, first_tile_x + 34 : first_tile_x + 66], clip[5])
+    assert (sheet[76:108, first_tile_x : first_tile_x + group_width] == video.BACKGROUND).all()  # None
+    write_png(tmp_path / "sheet.png", sheet)
+    read_back = read_video(tmp_path / "sheet.png", num_frames=1, size=sheet.shape[:2])[0]
+    np.testing.assert_array_equal(read_back, sheet)
+
+
+def test_contact_sheet_without_labels_and_errors():
+    clip = smooth_clip(8, 16, 16)
+    sheet = contact_sheet([("", [clip])], frames=(0, 7), group_gap=4)
+    assert sheet.shape == (4 + 16 + 4, 4 + 16 + 2 + 16 + 4, 3)
+    expected = r"frame 15 requested from a 8-frame video; frames must be in \[0, 7\]"
+    with pytest.raises(VideoError, match=expected):
+        contact_sheet([("short", [clip])])
+    with pytest.raises(VideoError, match="2 headers for 1 columns"):
+        contact_sheet([("a", [clip])], frames=(0,), headers=["input", "output"])
+    with pytest.raises(VideoError, match="rows must be a non-empty list"):
+        contact_sheet([])
+    with pytest.raises(VideoError, match="scale must be an integer >= 1"):
+        contact_sheet([("a", [clip])], frames=(0,), scale=0)
+
+
+def test_text_rendering_is_legible_shapes():
+    image = np.full((14, 60, 3), 255, np.uint8)
+    video._draw_text(image, "I", 0, 0, 60, scale=2)
+    ink = (image[..., 0] == 0)
+    # "I" is a 3-wide stem with serifs: full top and bottom bars of 3 glyph columns.
+    assert ink[:2, 2:8].all() and ink[-2:, 2:8].all() and ink[6:8, 4:6].all() and not ink[6:8, :4].any()
+    assert video._text_width("abc", 2) == 34
+    lower, upper = np.full_like(image, 255), np.full_like(image, 255)
+    video._draw_text(lower, "ok", 0, 0, 60, scale=2)
+    video._draw_text(upper, "OK", 0, 0, 60, scale=2)
+    np.testing.assert_array_equal(lower, upper)
+
+
+# ----------------------------------------------------------------- import hygiene
+
+
+def test_import_does_not_need_torch():
+    code = textwrap.dedent(
+        """
+        import sys
+
+        class BlockTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this test")
+                return None
+
+        sys.meta_path.insert(0, BlockTorch())
+        import magvit_onnx.video
+        assert "torch" not in sys.modules
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
