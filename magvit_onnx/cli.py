@@ -1,0 +1,77 @@
+"""The `magvit-onnx` command: demo, info, export (and run, the batch jobs)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import click
+
+from magvit_onnx.runtime.artifacts import ArtifactError
+from magvit_onnx.runtime.providers import ProviderError
+
+ARTIFACTS = click.option("--artifacts", type=click.Path(file_okay=False), default=None,
+                         help="Artifacts folder (default: the shipped default model).")
+PROVIDERS = click.option("--providers", default="cpu", show_default=True,
+                         help="Execution providers, comma-separated: cpu, cuda, tensorrt.")
+
+
+def fail(error: Exception) -> None:
+    """Known errors end the command with one clear line and exit code 1."""
+    raise click.ClickException(str(error)) from error
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="magvit-onnx")
+def main():
+    """MAGVIT over ONNX Runtime: ten video generation tasks from one model."""
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for videos and the contact sheet.")
+@ARTIFACTS
+@PROVIDERS
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Decoding steps (default: the model's, 12).")
+def demo(out, artifacts, providers, seed, steps):
+    """Run all ten tasks on synthetic test clips: mp4 + GIF per task and contact_sheet.png."""
+    from magvit_onnx.demo import run_demo
+
+    try:
+        run_demo(out, artifacts, providers, seed=seed, steps=steps)
+    except (ArtifactError, ProviderError, ValueError) as e:
+        fail(e)
+
+
+@main.command()
+@ARTIFACTS
+@PROVIDERS
+def info(artifacts, providers):
+    """Print the model, its tasks, and the execution providers (available and used) as JSON."""
+    import onnxruntime
+
+    from magvit_onnx.generator import Generator
+
+    try:
+        generator = Generator(artifacts, providers)
+    except (ArtifactError, ProviderError) as e:
+        fail(e)
+    report = {**generator.info(), "available_providers": onnxruntime.get_available_providers(),
+              "onnxruntime": onnxruntime.__version__, "model_card": generator.manifest.get("model_card")}
+    click.echo(json.dumps(report, indent=2))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.pass_context
+def export(ctx):
+    """Export ONNX artifacts (forwards to export/export_all.py; needs the [export] extra)."""
+    if importlib.util.find_spec("torch") is None:
+        raise click.ClickException("exporting needs torch: pip install 'magvit-onnx[export]' "
+                                   "(install torch==2.13.0 first where a plain torch would pull CUDA)")
+    from magvit_onnx.export.export_all import main as export_main
+
+    export_main.main(args=ctx.args, prog_name="magvit-onnx export")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

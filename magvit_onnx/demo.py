@@ -1,0 +1,75 @@
+"""The demo: all ten tasks on one model, as videos and one contact sheet (numpy + onnxruntime + av).
+
+For each task: an input clip from our synthetic test split, its condition video (what the
+model is told), and the generated output, written as `<task>.mp4` and `<task>.gif`
+(input | condition | output side by side), plus `contact_sheet.png` with one row per task.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from magvit_onnx import synthetic
+from magvit_onnx.generator import Generator, to_uint8
+from magvit_onnx.runtime import tasks
+from magvit_onnx.video import contact_sheet, side_by_side, write_gif, write_mp4, write_png
+
+DEMO_SEED = 20_000_000  # first seed of the synthetic test split
+
+
+def demo_clips(count: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """`count` test-split clips (one per class in turn), resampled to `shape` (T, H, W) if needed."""
+    seeds = synthetic.split_seeds("test", 10 * count)
+    clips, labels = [], []
+    for seed in seeds:  # take the first clip of each class, in class order
+        clip, label = synthetic.render_clip(int(seed))
+        if label == len(labels) % synthetic.NUM_CLASSES:
+            clips.append(clip)
+            labels.append(label)
+        if len(clips) == count:
+            break
+    video = np.stack(clips)
+    t, h, w = shape
+    pick = [np.arange(n) * size // n for n, size in zip((t, h, w), video.shape[1:4])]
+    return video[:, pick[0]][:, :, pick[1]][:, :, :, pick[2]], np.array(labels)
+
+
+def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, steps: int | None = None,
+             log=lambda line: print(line, file=sys.stderr, flush=True)) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    generator = Generator(artifacts, providers)
+    names = generator.tasks
+    clips, labels = demo_clips(len(names), generator.video_shape)
+    num_classes = len(generator.classes)
+    blank = np.zeros_like(clips[0])
+    rows, summary = [], {"artifacts": str(generator.artifacts), "providers": generator.providers, "tasks": {}}
+    for i, name in enumerate(names):
+        spec = tasks.get_task(name)
+        clip, label = clips[i], int(labels[i]) % num_classes
+        started = time.time()
+        kwargs = {"class_id": label} if spec.class_conditional else {}
+        if spec.needs_video:
+            kwargs["video"] = clip
+            condition = to_uint8(tasks.condition(name, clip[None].astype(np.float32) / 255,
+                                                 generator.manifest["latent_shape"])["video"][0])
+        output = generator.generate(name, seed=seed, steps=steps, **kwargs)[0]
+        seconds = time.time() - started
+        shown = (clip, condition) if spec.needs_video else (blank, blank)
+        write_mp4(out / f"{name}.mp4", side_by_side(*shown, output))
+        write_gif(out / f"{name}.gif", side_by_side(*shown, output))
+        rows.append((f"{spec.abbreviation} {name}" + (f" c{label}" if spec.class_conditional else ""),
+                     [clip, condition, output] if spec.needs_video else [None, None, output]))
+        summary["tasks"][name] = {"seconds": round(seconds, 3), "class_id": kwargs.get("class_id"),
+                                  "files": [f"{name}.mp4", f"{name}.gif"]}
+        log(f"[{i + 1}/{len(names)}] {name}: {seconds:.2f} s -> {out / (name + '.mp4')}")
+    frames = generator.video_shape[0]
+    picks = tuple(sorted({0, frames // 3, 2 * frames // 3, frames - 1}))
+    write_png(out / "contact_sheet.png", contact_sheet(rows, frames=picks, headers=("input", "condition", "output")))
+    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log(f"contact sheet: {out / 'contact_sheet.png'}")
+    return summary

@@ -1,0 +1,169 @@
+"""Train the multi-task COMMIT transformer on a trained tokenizer:
+
+    python scripts/train_transformer.py --tokenizer runs/tokenizer/tokenizer.safetensors --out runs/transformer
+
+Official recipe (spec §5, §8): every step trains one task of a fixed shuffled schedule
+(each of the ten tasks equally often), COMMIT masking with a cosine mask ratio per step,
+label-smoothed token loss on every latent position ('mask+refine+recons'), AdamW(0.9,
+0.96, wd 0.045 on kernels only), global-norm clip 1.0, warmup + cosine. Ours: condition
+dropout for classifier-free guidance (the preset's `cond_dropout`), and, for speed on
+CPU, a pool of training clips tokenized once (inputs and every task's condition video)
+into `OUT/tokens.npz` instead of tokenizing every step. Resumes from `OUT/state.pt`;
+writes `OUT/model.safetensors` (tokenizer + transformer, ready for export/export_all.py)
+and `OUT/metrics.jsonl`; progress to stderr. Uses CUDA when present.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from magvit_onnx.models.checkpoint import load_weights, read_config, save_weights
+from magvit_onnx.models.commit_training import commit_loss, mask_tokens, optimizer_step, task_schedule, tokenize_task
+from magvit_onnx.models.data import clip_source, to_tensor
+from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
+from magvit_onnx.models.training import JsonlLog, Progress, load_state, pick_device, save_state
+from magvit_onnx.models.transformer import Transformer
+from magvit_onnx.models.vqvae import VQVAE
+from magvit_onnx.runtime import tasks
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tokenizer", type=Path, required=True, help="tokenizer.safetensors from train_tokenizer.py")
+    p.add_argument("--data", default="synthetic", help="'synthetic' or a folder of videos (class = sub-folder)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--pool", type=int, default=4096, help="training clips tokenized once (synthetic data)")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--cond-dropout", type=float, default=None, help="default: the preset's")
+    p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--save-every", type=int, default=250)
+    return p.parse_args(argv)
+
+
+def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, device, chunk: int = 16) -> dict[str, np.ndarray]:
+    """Tokens of every clip and of its condition video for each conditional task: `[N, t, h, w]` int16."""
+    out: dict[str, list[np.ndarray]] = {"inputs": []}
+    progress = Progress(len(clips))
+    for start in range(0, len(clips), chunk):
+        video = to_tensor(clips[start:start + chunk], device)
+        for name in config.tasks:
+            if tasks.get_task(name).needs_video:
+                inputs, cond_inputs, _ = tokenize_task(vq, video, name, config)
+                out.setdefault(name, []).append(cond_inputs.astype(np.int16))
+        out["inputs"].append(inputs.astype(np.int16))
+        progress.report(min(start + chunk, len(clips)), {"tokenized": min(start + chunk, len(clips))})
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def token_pool(path: Path, vq, source, count: int, config, device, seed: int) -> dict[str, np.ndarray]:
+    """Load `path`, or tokenize `count` clips of `source` into it."""
+    if path.is_file():
+        return dict(np.load(path))
+    clips, labels = source.sample(count, np.random.default_rng(seed))
+    pool = tokenize_pool(vq, clips, config, device)
+    pool["labels"] = labels
+    np.savez(path, **pool)
+    return pool
+
+
+def latent_masks(config) -> dict[str, np.ndarray]:
+    """Each task's latent condition mask (it depends on the task and the shapes only)."""
+    probe = np.zeros((1, *config.vq.video_shape, 3), np.float32)
+    return {name: tasks.condition(name, probe, config.vq.latent_shape)["latent_mask"] for name in config.tasks}
+
+
+def batch_for(pool, masks, task, index, config, rng, device):
+    inputs = pool["inputs"][index].astype(np.int64)
+    cond = pool[task][index].astype(np.int64) if task in pool else np.zeros_like(inputs)
+    mask = np.broadcast_to(masks[task], (len(index), *masks[task].shape[1:]))
+    labels = pool["labels"][index] if tasks.get_task(task).class_conditional else None
+    return mask_tokens(inputs, cond, mask, task, config, rng, labels=labels, device=device)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    config = read_config(args.tokenizer)
+    source = clip_source(args.data, config.vq.video_shape)
+    config = dataclasses.replace(config, num_classes=source.num_classes)
+    if args.cond_dropout is not None:
+        config = dataclasses.replace(config, training=dataclasses.replace(config.training, cond_dropout=args.cond_dropout))
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    vq = VQVAE(config.vq)
+    load_weights(args.tokenizer, {"vq": vq})
+    vq = vq.to(device).eval()
+    pool = token_pool(args.out / "tokens.npz", vq, source, args.pool, config, device, args.seed)
+    val_source = clip_source(args.data, config.vq.video_shape, split="val") if args.data == "synthetic" else source
+    val = token_pool(args.out / "val_tokens.npz", vq, val_source, 64, config, device, args.seed + 1)
+    masks = latent_masks(config)
+
+    transformer = Transformer(config).to(device)
+    optimizer = transformer_optimizer(transformer, lr=args.lr)
+    rng = np.random.default_rng(args.seed)
+    schedule = task_schedule(list(config.tasks), rng=np.random.default_rng(args.seed))
+    step = 0
+    state = load_state(args.out / "state.pt", device)
+    if state is not None:
+        transformer.load_state_dict(state["transformer"]); optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]; torch.set_rng_state(state["torch_rng"])
+        step = state["step"]
+        print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
+
+    def save():
+        save_state(args.out / "state.pt", {"transformer": transformer.state_dict(), "optimizer": optimizer.state_dict(),
+                                           "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                                           "step": step, "args": {k: str(v) for k, v in vars(args).items()}})
+        save_weights(args.out / "model.safetensors", config, {"vq": vq, "transformer": transformer},
+                     metadata={"step": str(step), "data": args.data, "tokenizer": args.tokenizer.name})
+
+    def evaluate() -> dict[str, float]:
+        """Validation token loss per task at mask ratio 0.5 (fixed masking)."""
+        transformer.eval()
+        out = {}
+        with torch.no_grad():
+            for name in config.tasks:
+                batch = batch_for(val, masks, name, np.arange(len(val["inputs"])), config,
+                                  np.random.default_rng(0), device)
+                out[f"val_{name}"] = commit_loss(transformer, batch, config)[1]["loss"]
+        out["val_loss"] = float(np.mean(list(out.values())))
+        return out
+
+    log, progress = JsonlLog(args.out / "metrics.jsonl"), Progress(args.steps, step)
+    started = time.time()
+    while step < args.steps:
+        task = schedule[step % len(schedule)]
+        index = rng.integers(0, len(pool["inputs"]), args.batch_size)
+        batch = batch_for(pool, masks, task, index, config, rng, device)
+        lr = warmup_cosine(step, args.lr, args.warmup, args.steps)
+        metrics = optimizer_step(transformer, optimizer, batch, config, lr)
+        step += 1
+        record = {"step": step, "task": task, "lr": lr, **metrics}
+        if step % args.eval_every == 0 or step == args.steps:
+            record.update(evaluate())
+        if step % args.log_every == 0 or "val_loss" in record:
+            progress.report(step, {k: record[k] for k in ("loss", "val_loss") if k in record})
+        log.write(record)
+        out_of_time = args.time_limit is not None and time.time() - started > 60 * args.time_limit
+        if step % args.save_every == 0 or step == args.steps or out_of_time:
+            save()
+        if out_of_time:
+            print(f"time limit reached at step {step}; resume with the same command", flush=True)
+            break
+
+
+if __name__ == "__main__":
+    main()
