@@ -32,10 +32,7 @@ def demo_clips(count: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.
             labels.append(label)
         if len(clips) == count:
             break
-    video = np.stack(clips)
-    t, h, w = shape
-    pick = [np.arange(n) * size // n for n, size in zip((t, h, w), video.shape[1:4])]
-    return video[:, pick[0]][:, :, pick[1]][:, :, :, pick[2]], np.array(labels)
+    return synthetic.resize_clips(np.stack(clips), shape), np.array(labels)
 
 
 def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, steps: int | None = None,

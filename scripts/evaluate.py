@@ -1,0 +1,121 @@
+"""Evaluate a model on the held-out synthetic test split (numpy + onnxruntime, no torch):
+
+    python scripts/evaluate.py --artifacts magvit_onnx/default_model/artifacts --json eval.json
+
+Measures, on test clips the model never saw:
+  tokenizer     PSNR and SSIM (official definitions) of encode -> decode, uint8 in and out
+  conditional   for FP, FI, OPC, OPV, OPH, OPD, IPC, IPD, CFP: mean squared error on the
+                UNKNOWN region (pixels outside the condition) against the true clip, beside
+                the trivial baseline, which is the condition video itself (FP/CFP: the last
+                condition frame repeated; FI: the linear blend; outpainting/inpainting: the
+                condition fill); the model should beat each baseline
+  classes       CG and CFP: accuracy of the analytic classifier (`synthetic.classify`) on
+                the generated clips against the requested class
+  Fréchet       CG: Fréchet distance between generated and real test clips on
+                `clip_features` (defined below; lower is better, 0 = same Gaussian)
+  runtime       seconds per generated video, per task
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from magvit_onnx import synthetic
+from magvit_onnx.generator import Generator
+from magvit_onnx.metrics import as_float, frechet_distance, psnr, ssim
+from magvit_onnx.runtime import tasks
+
+
+def clip_features(video: np.ndarray) -> np.ndarray:
+    """11 numbers describing a clip [T, H, W, 3]: the classifier's object velocity (x, y,
+    px/frame), mask skewness (shape) and fraction of frames with an object found; the mean
+    and standard deviation of each RGB channel; and the mean absolute frame difference
+    (how much moves)."""
+    f = synthetic.classify_features(video)
+    x = as_float(video[None])[0]
+    return np.array([*f["velocity"], f["skew"], f["found"] / len(x), *x.mean(axis=(0, 1, 2)),
+                     *x.std(axis=(0, 1, 2)), np.abs(np.diff(x, axis=0)).mean()], np.float64)
+
+
+def unknown_mse(truth: np.ndarray, guess: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
+    """Per-clip mean squared error over the pixels outside the condition region."""
+    unknown = ~np.broadcast_to(video_mask, truth.shape[:4] + (1,))
+    err = (as_float(truth) - as_float(guess)) ** 2
+    return (err * unknown).sum(axis=(1, 2, 3, 4)) / (3 * unknown.sum(axis=(1, 2, 3, 4)))
+
+
+def in_batches(fn, count: int, batch: int):
+    return np.concatenate([fn(slice(i, min(i + batch, count))) for i in range(0, count, batch)])
+
+
+def evaluate(generator: Generator, count: int, seed: int, steps: int | None, batch: int, log) -> dict:
+    clips, labels = synthetic.make_dataset("test", count)
+    clips = synthetic.resize_clips(clips, generator.video_shape)
+    latent = generator.manifest["latent_shape"]
+    report: dict = {"count": count, "seed": seed, "steps": steps or generator.manifest["decoding"]["num_iter"]}
+
+    recon = in_batches(lambda s: generator.decode(generator.encode(clips[s])), count, batch)
+    report["tokenizer"] = {"psnr": float(psnr(clips, recon).mean()), "ssim": float(ssim(clips, recon).mean())}
+    log(f"tokenizer: PSNR {report['tokenizer']['psnr']:.2f} dB, SSIM {report['tokenizer']['ssim']:.4f}")
+
+    report["tasks"] = {}
+    for name in generator.tasks:
+        spec = tasks.get_task(name)
+        started = time.time()
+        kwargs = lambda s: {"class_id": labels[s]} if spec.class_conditional else {}  # noqa: E731
+        if spec.needs_video:
+            out = in_batches(lambda s: generator.generate(name, video=clips[s], seed=seed, steps=steps, **kwargs(s)),
+                             count, batch)
+        else:
+            out = in_batches(lambda s: generator.generate(name, class_id=labels[s], seed=seed, steps=steps),
+                             count, batch)
+        entry = {"seconds_per_video": (time.time() - started) / count}
+        if spec.needs_video:
+            cond = tasks.condition(name, as_float(clips), latent)
+            model = unknown_mse(clips, out, cond["video_mask"])
+            baseline = unknown_mse(clips, np.clip(cond["video"], 0, 1), cond["video_mask"])
+            entry |= {"unknown_mse": float(model.mean()), "baseline_mse": float(baseline.mean()),
+                      "beats_baseline": bool(model.mean() < baseline.mean())}
+        if spec.class_conditional:
+            entry["class_accuracy"] = float((synthetic.classify(out) == labels).mean())
+        if not spec.needs_video:
+            entry["frechet_distance"] = frechet_distance(np.stack([clip_features(c) for c in out]),
+                                                         np.stack([clip_features(c) for c in clips]))
+        report["tasks"][name] = entry
+        log(f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
+    real = np.stack([clip_features(c) for c in clips])
+    half = count // 2
+    report["frechet_distance_real_vs_real"] = frechet_distance(real[:half], real[half:])  # the noise floor
+    return report
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--artifacts", default=None, help="artifacts folder (default: the shipped default model)")
+    p.add_argument("--providers", default="cpu")
+    p.add_argument("--count", type=int, default=100, help="test clips per task")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.count < 4:
+        p.error("--count must be >= 4")
+    generator = Generator(args.artifacts, args.providers)
+    report = evaluate(generator, args.count, args.seed, args.steps, args.batch,
+                      lambda line: print(line, file=sys.stderr, flush=True))
+    report |= {"artifacts": str(generator.artifacts), "providers": generator.providers,
+               "command": " ".join(["python scripts/evaluate.py", *(argv or sys.argv[1:])])}
+    text = json.dumps(report, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

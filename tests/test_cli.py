@@ -1,0 +1,75 @@
+"""`magvit-onnx demo / info / export`, and scripts/evaluate.py, on a small random-init model."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from helpers import small_config
+from magvit_onnx.cli import main
+from magvit_onnx.export.exporter import export_all, seeded_random_models
+from magvit_onnx.runtime.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    config = small_config()
+    out = tmp_path_factory.mktemp("cli")
+    export_all(config, *seeded_random_models(config, seed=2), out)
+    return out
+
+
+def test_demo_writes_every_task_and_a_contact_sheet(artifacts, tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--artifacts", str(artifacts), "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    for name in TASKS:
+        assert (tmp_path / f"{name}.mp4").stat().st_size > 0 and (tmp_path / f"{name}.gif").stat().st_size > 0
+    sheet = (tmp_path / "contact_sheet.png").read_bytes()
+    assert sheet.startswith(b"\x89PNG")
+    summary = json.loads((tmp_path / "demo.json").read_text())
+    assert list(summary["tasks"]) == list(TASKS) and summary["providers"] == ["CPUExecutionProvider"]
+
+
+def test_info(artifacts):
+    result = CliRunner().invoke(main, ["info", "--artifacts", str(artifacts)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["providers"] == ["CPUExecutionProvider"] and "CPUExecutionProvider" in report["available_providers"]
+    assert report["tasks"] == list(TASKS)
+
+
+def test_clear_errors_and_exit_codes(artifacts, tmp_path):
+    result = CliRunner().invoke(main, ["info", "--artifacts", str(tmp_path)])
+    assert result.exit_code == 1 and "manifest.json is missing" in result.output
+    result = CliRunner().invoke(main, ["info", "--artifacts", str(artifacts), "--providers", "cuda"])
+    assert result.exit_code == 1 and "CUDAExecutionProvider not available" in result.output
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--artifacts", str(artifacts), "--steps", "0"])
+    assert result.exit_code == 2
+
+
+def test_export_forwards_to_the_exporter(tmp_path):
+    result = CliRunner().invoke(main, ["export", "--out", str(tmp_path / "a"), "--opset", "12"])
+    assert result.exit_code == 2 and "opset" in result.output
+
+
+def test_evaluate_script(artifacts, tmp_path):
+    out = tmp_path / "eval.json"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
+                             "--count", "4", "--steps", "1", "--batch", "4", "--json", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert set(report["tasks"]) == set(TASKS)
+    assert 0 < report["tokenizer"]["psnr"] < 100 and -1 <= report["tokenizer"]["ssim"] <= 1
+    for name, entry in report["tasks"].items():
+        assert entry["seconds_per_video"] > 0
+        if TASKS[name].needs_video:
+            assert np.isfinite(entry["unknown_mse"]) and np.isfinite(entry["baseline_mse"])
+        if TASKS[name].class_conditional:
+            assert 0 <= entry["class_accuracy"] <= 1
+    assert np.isfinite(report["tasks"]["full_generation"]["frechet_distance"])
