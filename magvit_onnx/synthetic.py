@@ -93,14 +93,15 @@ def _trajectory(rng: np.random.Generator, motion: str, size: float) -> np.ndarra
 
 def _coverage(shape: str, centres: np.ndarray, size: float) -> np.ndarray:
     """Antialiased object coverage [FRAMES, SIZE, SIZE] in [0, 1] (about 1 px of soft edge)."""
-    y, x = np.mgrid[:SIZE, :SIZE] + 0.5
+    y, x = np.mgrid[:SIZE, :SIZE].astype(np.float32) + 0.5
+    centres = centres.astype(np.float32)
     dx = x - centres[:, 0, None, None]
     dy = y - centres[:, 1, None, None]
     if shape == "circle":
         distance = np.hypot(dx, dy) - size / 2
-    else:  # apex up, base at the bottom: inside the base line and both slanted sides (normals (+-2, -1)/sqrt 5)
+    else:  # apex up, base at the bottom; the slanted sides have normals (+-2, -1) / sqrt(5)
         below_apex = dy + size / 2
-        distance = np.maximum(dy - size / 2, (2 * np.abs(dx) - below_apex) / np.sqrt(5))
+        distance = np.maximum(dy - size / 2, (2 * np.abs(dx) - below_apex) / np.float32(np.sqrt(5)))
     return np.clip(0.5 - distance, 0, 1)
 
 
@@ -113,7 +114,8 @@ def render_clip(seed: int) -> tuple[np.ndarray, int]:
     colour = _object_colour(rng, background)
     size = rng.uniform(12.0, 18.0)
     alpha = _coverage(shape, _trajectory(rng, motion, size), size)[..., None]
-    frames = background + alpha * (colour - background)
+    background, colour = background.astype(np.float32), colour.astype(np.float32)
+    frames = background + alpha * (colour - background)  # [FRAMES, SIZE, SIZE, 3]
     return np.round(frames * 255).astype(np.uint8), label
 
 
@@ -161,12 +163,14 @@ def _object_masks(frames: np.ndarray) -> np.ndarray:
     design = np.stack([np.ones(h * w), x.ravel() / w - 0.5, y.ravel() / h - 0.5], axis=1).astype(np.float32)
     pixels = frames.reshape(t, h * w, 3)
     some_pixels, some_design = pixels[:, ::4], design[::4]
-    first = _distance(some_pixels, some_design, _plane_fit(some_pixels, some_design, np.ones(some_pixels.shape[:2])))
+    first_fit = _plane_fit(some_pixels, some_design, np.ones(some_pixels.shape[:2]))
+    first = _distance(some_pixels, some_design, first_fit)
     background = first <= np.quantile(first, 0.8, axis=1, keepdims=True)
     distance = _distance(pixels, design, _plane_fit(some_pixels, some_design, background))
     # Object contrast: the 16th-largest distance of each frame, median over frames. Cut halfway
     # between it and the typical pixel, but at least 0.05 above that (no object in flat frames).
-    peak = np.median(np.partition(distance, -16, axis=1)[:, -16])
+    kth = min(16, h * w)
+    peak = np.median(np.partition(distance, -kth, axis=1)[:, -kth])
     floor = np.median(distance)
     return (distance > floor + max((peak - floor) / 2, 0.05)).reshape(t, h, w)
 
