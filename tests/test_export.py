@@ -202,3 +202,14 @@ def test_fp16_graphs_within_stated_tolerances(exported, tmp_path):
     assert np.isfinite(p1).all() and np.abs(p1 - p2).max() < 2e-2
     out = half.generate("FP", video=video[:1], seed=0, steps=3)
     assert out.shape == (1, 8, 32, 32, 3) and np.isfinite(out).all()
+
+
+def test_io_binding_path_gives_the_same_results(exported):
+    """The IO-binding path (default on CUDA/TensorRT) run on CPU equals plain `run()`."""
+    folder = exported[0]
+    plain = Pipeline.from_artifacts(folder)
+    bound = Pipeline.from_artifacts(folder, io_binding=True)
+    assert bound.engine.io_binding and not plain.engine.io_binding
+    video = np.random.default_rng(4).random((1, 8, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_array_equal(bound.generate("FI", video=video, seed=2, steps=3),
+                                  plain.generate("FI", video=video, seed=2, steps=3))
