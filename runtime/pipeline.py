@@ -14,6 +14,7 @@ thread-safe and every call keeps its own state and random generator.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Protocol
 
@@ -42,7 +43,7 @@ class OrtEngine:
 
     def __init__(self, folder: str | Path, manifest: dict, providers=None, *, allow_fallback: bool = False,
                  intra_op_num_threads: int = 0, io_binding: bool | None = None):
-        requested = eps.resolve(providers)
+        requested = eps.with_trt_cache(eps.resolve(providers), engine_cache_key(folder))
         usable = eps.check_available(requested, allow_fallback)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -80,6 +81,13 @@ class OrtEngine:
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
         return self.run("vq_decoder", {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
+
+
+def engine_cache_key(folder: str | Path) -> str:
+    """TensorRT engines are valid for one model, ORT version and GPU: key their cache by the
+    manifest (which hashes every graph) and the ORT version (TensorRT keys the GPU itself)."""
+    digest = hashlib.sha256((Path(folder) / "manifest.json").read_bytes()).hexdigest()[:16]
+    return f"{digest}-ort{ort.__version__}"
 
 
 class Pipeline:

@@ -8,6 +8,7 @@ session really got with what was asked and raises unless `allow_fallback=True`.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 import onnxruntime as ort
@@ -46,9 +47,22 @@ def resolve(providers: Sequence[ProviderSpec] | str | None) -> list[tuple[str, d
         out.append((full, {**DEFAULT_OPTIONS.get(full, {}), **options}))
     names = [n for n, _ in out]
     if "TensorrtExecutionProvider" in names and "CUDAExecutionProvider" not in names:
-        out.append(("CUDAExecutionProvider", dict(DEFAULT_OPTIONS["CUDAExecutionProvider"])))
+        out.insert(names.index("TensorrtExecutionProvider") + 1,
+                   ("CUDAExecutionProvider", dict(DEFAULT_OPTIONS["CUDAExecutionProvider"])))
     if "CPUExecutionProvider" not in names:
         out.append(("CPUExecutionProvider", {}))
+    return out
+
+
+def with_trt_cache(providers: list[tuple[str, dict]], key: str) -> list[tuple[str, dict]]:
+    """Give TensorRT an engine cache folder of its own for this model unless the user set one:
+    ~/.cache/magvit-onnx/tensorrt/<key> (building engines takes minutes; reuse them)."""
+    out = []
+    for name, options in providers:
+        if name == "TensorrtExecutionProvider" and "trt_engine_cache_path" not in options:
+            cache = Path.home() / ".cache" / "magvit-onnx" / "tensorrt" / key
+            options = {**options, "trt_engine_cache_path": str(cache), "trt_timing_cache_path": str(cache)}
+        out.append((name, options))
     return out
 
 
