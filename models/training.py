@@ -5,6 +5,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -62,3 +63,32 @@ def save_state(path: Path, state: dict) -> None:
 def load_state(path: Path, device: torch.device) -> dict | None:
     path = Path(path)
     return torch.load(path, map_location=device, weights_only=False) if path.is_file() else None
+
+
+def train_loop(*, step: int, total: int, train_step: Callable[[int], dict], evaluate: Callable[[], dict],
+               save: Callable[[int], None], out: Path, shown: tuple[str, ...], log_every: int, eval_every: int,
+               save_every: int, time_limit: float | None) -> int:
+    """The loop both scripts share: step, evaluate, log (JSONL + progress), save, stop in time.
+
+    `train_step(step)` does one optimiser step and returns its metrics; `evaluate()` returns
+    validation metrics; `save(step)` writes the resumable state. Returns the last step.
+    """
+    log, progress = JsonlLog(out / "metrics.jsonl"), Progress(total, step)
+    started = time.time()
+    while step < total:
+        record = train_step(step)
+        step += 1
+        record = {"step": step, **record}
+        evaluated = step % eval_every == 0 or step == total
+        if evaluated:
+            record.update(evaluate())
+        if step % log_every == 0 or evaluated:
+            progress.report(step, {k: record[k] for k in shown if k in record})
+        log.write(record)
+        out_of_time = time_limit is not None and time.time() - started > 60 * time_limit
+        if step % save_every == 0 or step == total or out_of_time:
+            save(step)
+        if out_of_time:
+            print(f"time limit reached at step {step}; resume with the same command", file=sys.stderr, flush=True)
+            break
+    return step

@@ -14,7 +14,6 @@ weights), `OUT/metrics.jsonl`; progress to stderr. Uses CUDA when present.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from magvit_onnx.models.discriminator import StyleGANDiscriminator
 from magvit_onnx.models.inflation import inflate_2d_to_3d
 from magvit_onnx.models.losses import EMA, TokenizerLoss, tokenizer_train_step, vq_optimizers
 from magvit_onnx.models.token_loss import warmup_cosine
-from magvit_onnx.models.training import JsonlLog, Progress, load_state, pick_device, save_state
+from magvit_onnx.models.training import load_state, pick_device, save_state, train_loop
 from magvit_onnx.models.vqvae import VQVAE
 
 
@@ -93,7 +92,7 @@ def main(argv=None):
         step = state["step"]
         print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
 
-    def save():
+    def save(step: int) -> None:
         save_state(args.out / "state.pt", {
             "vq": vq.state_dict(), "discriminator": discriminator.state_dict(), "ema": ema.model.state_dict(),
             "lecam": loss_fn.lecam.state_dict(), "g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict(),
@@ -101,32 +100,21 @@ def main(argv=None):
         save_weights(args.out / "tokenizer.safetensors", config, {"vq": ema.model},
                      metadata={"step": str(step), "data": args.data})
 
-    log, progress = JsonlLog(args.out / "metrics.jsonl"), Progress(args.steps, step)
-    started = time.time()
-    while step < args.steps:
+    def train_step(step: int) -> dict:
         lr = warmup_cosine(step, args.lr, args.warmup, args.steps)
         for opt in (g_opt, d_opt):
             for group in opt.param_groups:
                 group["lr"] = lr
         clips = to_tensor(source.sample(args.batch_size, rng)[0], device)
-        adversarial = step >= args.gan_start
         r1_scale = float(args.r1_every) if step % args.r1_every == 0 else 0.0
-        logs = tokenizer_train_step(vq, loss_fn, g_opt, d_opt, clips, ema, adversarial=adversarial, r1_scale=r1_scale)
-        step += 1
-        record = {"step": step, "lr": lr, **logs}
-        if step % args.eval_every == 0 or step == args.steps:
-            record["val_psnr"] = evaluate(ema.model, val_clips)
-        if step % args.log_every == 0 or "val_psnr" in record:
-            shown = {k: record[k] for k in ("g_loss", "reconstruction_loss", "d_loss", "val_psnr") if k in record}
-            progress.report(step, shown)
-        log.write(record)
-        out_of_time = args.time_limit is not None and time.time() - started > 60 * args.time_limit
-        if step % args.save_every == 0 or step == args.steps or out_of_time:
-            save()
-        if out_of_time:
-            print(f"time limit reached at step {step}; resume with the same command", flush=True)
-            break
+        logs = tokenizer_train_step(vq, loss_fn, g_opt, d_opt, clips, ema,
+                                    adversarial=step >= args.gan_start, r1_scale=r1_scale)
+        return {"lr": lr, **logs}
 
+    train_loop(step=step, total=args.steps, train_step=train_step,
+               evaluate=lambda: {"val_psnr": evaluate(ema.model, val_clips)}, save=save, out=args.out,
+               shown=("g_loss", "reconstruction_loss", "d_loss", "val_psnr"), log_every=args.log_every,
+               eval_every=args.eval_every, save_every=args.save_every, time_limit=args.time_limit)
 
 if __name__ == "__main__":
     main()

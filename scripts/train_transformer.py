@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from magvit_onnx.models.checkpoint import load_weights, read_config, save_weight
 from magvit_onnx.models.commit_training import commit_loss, mask_tokens, optimizer_step, task_schedule, tokenize_task
 from magvit_onnx.models.data import clip_source, to_tensor
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
-from magvit_onnx.models.training import JsonlLog, Progress, load_state, pick_device, save_state
+from magvit_onnx.models.training import Progress, load_state, pick_device, save_state, train_loop
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
@@ -38,6 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--data", default="synthetic", help="'synthetic' or a folder of videos (class = sub-folder)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--pool", type=int, default=4096, help="training clips tokenized once (synthetic data)")
+    p.add_argument("--val-pool", type=int, default=64, help="validation clips tokenized once")
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -108,7 +108,7 @@ def main(argv=None):
     vq = vq.to(device).eval()
     pool = token_pool(args.out / "tokens.npz", vq, source, args.pool, config, device, args.seed)
     val_source = clip_source(args.data, config.vq.video_shape, split="val") if args.data == "synthetic" else source
-    val = token_pool(args.out / "val_tokens.npz", vq, val_source, 64, config, device, args.seed + 1)
+    val = token_pool(args.out / "val_tokens.npz", vq, val_source, args.val_pool, config, device, args.seed + 1)
     masks = latent_masks(config)
 
     transformer = Transformer(config).to(device)
@@ -123,7 +123,7 @@ def main(argv=None):
         step = state["step"]
         print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
 
-    def save():
+    def save(step: int) -> None:
         save_state(args.out / "state.pt", {"transformer": transformer.state_dict(), "optimizer": optimizer.state_dict(),
                                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                                            "step": step, "args": {k: str(v) for k, v in vars(args).items()}})
@@ -131,7 +131,7 @@ def main(argv=None):
                      metadata={"step": str(step), "data": args.data, "tokenizer": args.tokenizer.name})
 
     def evaluate() -> dict[str, float]:
-        """Validation token loss per task at mask ratio 0.5 (fixed masking)."""
+        """Validation token loss per task at the same fixed masking every time."""
         transformer.eval()
         out = {}
         with torch.no_grad():
@@ -142,28 +142,15 @@ def main(argv=None):
         out["val_loss"] = float(np.mean(list(out.values())))
         return out
 
-    log, progress = JsonlLog(args.out / "metrics.jsonl"), Progress(args.steps, step)
-    started = time.time()
-    while step < args.steps:
+    def train_step(step: int) -> dict:
         task = schedule[step % len(schedule)]
-        index = rng.integers(0, len(pool["inputs"]), args.batch_size)
-        batch = batch_for(pool, masks, task, index, config, rng, device)
+        batch = batch_for(pool, masks, task, rng.integers(0, len(pool["inputs"]), args.batch_size), config, rng, device)
         lr = warmup_cosine(step, args.lr, args.warmup, args.steps)
-        metrics = optimizer_step(transformer, optimizer, batch, config, lr)
-        step += 1
-        record = {"step": step, "task": task, "lr": lr, **metrics}
-        if step % args.eval_every == 0 or step == args.steps:
-            record.update(evaluate())
-        if step % args.log_every == 0 or "val_loss" in record:
-            progress.report(step, {k: record[k] for k in ("loss", "val_loss") if k in record})
-        log.write(record)
-        out_of_time = args.time_limit is not None and time.time() - started > 60 * args.time_limit
-        if step % args.save_every == 0 or step == args.steps or out_of_time:
-            save()
-        if out_of_time:
-            print(f"time limit reached at step {step}; resume with the same command", flush=True)
-            break
+        return {"task": task, "lr": lr, **optimizer_step(transformer, optimizer, batch, config, lr)}
 
+    train_loop(step=step, total=args.steps, train_step=train_step, evaluate=evaluate, save=save, out=args.out,
+               shown=("loss", "val_loss"), log_every=args.log_every, eval_every=args.eval_every,
+               save_every=args.save_every, time_limit=args.time_limit)
 
 if __name__ == "__main__":
     main()

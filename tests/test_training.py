@@ -1,0 +1,59 @@
+"""Training scripts end to end (a few steps), resume, data sources, export of the result."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from magvit_onnx import Generator
+from magvit_onnx.models.checkpoint import read_config, read_metadata
+from magvit_onnx.models.data import FolderClips, SyntheticClips
+from magvit_onnx.video import write_mp4
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script, *args):
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stderr + result.stdout
+
+
+def test_tokenizer_then_transformer_then_export(tmp_path):
+    tok = tmp_path / "tok"
+    common = ["--out", tok, "--batch-size", 1, "--gan-start", 1, "--r1-every", 2, "--eval-every", 2,
+              "--save-every", 1, "--log-every", 1]
+    out = run("train_tokenizer.py", "--steps", 2, *common)
+    assert "step 2/2" in out and "val_psnr" in out
+    assert (tok / "tokenizer.safetensors").is_file() and read_metadata(tok / "tokenizer.safetensors")["step"] == "2"
+    out = run("train_tokenizer.py", "--steps", 3, *common)  # resumes at step 2
+    assert "resumed from" in out and "at step 2" in out
+    assert len((tok / "metrics.jsonl").read_text().splitlines()) == 3
+    assert read_config(tok / "tokenizer.safetensors").name == "tiny"
+
+    tr = tmp_path / "tr"
+    out = run("train_transformer.py", "--tokenizer", tok / "tokenizer.safetensors", "--out", tr, "--pool", 4,
+              "--val-pool", 4, "--steps", 2, "--batch-size", 2, "--eval-every", 2, "--log-every", 1)
+    assert "val_loss" in out and (tr / "tokens.npz").is_file()
+    pool = np.load(tr / "tokens.npz")
+    assert pool["inputs"].shape == (4, 4, 8, 8) and "inpainting_dv" in pool and "full_generation" not in pool
+    assert read_metadata(tr / "model.safetensors")["step"] == "2"
+
+    art = tmp_path / "art"
+    run("../export/export_all.py", "--weights", tr / "model.safetensors", "--out", art)
+    g = Generator(art)
+    assert g.manifest["weights"]["random_init"] is False and len(g.manifest["weights"]["sha256"]) == 64
+    assert g.generate("CG", class_id=3, seed=0, steps=2).shape == (1, 16, 64, 64, 3)
+
+
+def test_data_sources(tmp_path):
+    clips, labels = SyntheticClips("val").sample(3, np.random.default_rng(0))
+    assert clips.shape == (3, 16, 64, 64, 3) and clips.dtype == np.uint8 and labels.min() >= 0
+    frames = np.tile(np.linspace(0, 255, 40, dtype=np.uint8)[None, :, None, None], (20, 1, 48, 3))
+    for name in ("cats/a.mp4", "cats/b.mp4", "dogs/c.mp4", "loose.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_mp4(tmp_path / name, frames)
+    folder = FolderClips(tmp_path, (16, 32, 32))
+    assert folder.class_names == ["cats", "dogs"] and sorted(folder.labels.tolist()) == [-1, 0, 0, 1]
+    assert folder.sample(5, np.random.default_rng(0))[0].shape == (5, 16, 32, 32, 3)
