@@ -73,5 +73,10 @@ def export(ctx):
     export_main.main(args=ctx.args, prog_name="magvit-onnx export")
 
 
+from magvit_onnx.batch import command as run_command  # noqa: E402  (the batch jobs: magvit_onnx/batch.py)
+
+main.add_command(run_command)
+
+
 if __name__ == "__main__":
     sys.exit(main())

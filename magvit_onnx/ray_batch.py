@@ -1,0 +1,153 @@
+"""`magvit-onnx run --ray`: the same jobs, outputs and report as `magvit_onnx.batch`, on Ray Data.
+
+    pip install "magvit-onnx[ray]"
+    magvit-onnx run jobs.jsonl --out results/ --artifacts artifacts/tiny --ray --workers 4 --gpus-per-worker 1
+
+The driver reads and validates JOBS, keeps this shard's lines and skips finished jobs
+exactly as `batch.run` does (so `--shard`, reruns and the report are unchanged). The
+pending jobs become a Ray Dataset (`ray.data.from_items`, one row per job, sorted so that
+jobs of one group key are neighbours) and go through `map_batches` with `RayWorker`, a
+callable class: Ray runs it as `--workers` stateful actors, each holding one Generator
+(one set of ONNX Runtime sessions; with `--gpus-per-worker 1` Ray sets
+CUDA_VISIBLE_DEVICES per actor, so 'cuda' means that actor's GPU). A worker generates its
+batch like `batch.Runner` (same grouping, same per-job random streams, same atomic
+writes into --out, which must be storage every worker can reach) and returns one report
+row per job; the driver streams the rows back and appends them to the shard's report
+(flushed and fsynced), so a killed run resumes like a local one.
+
+Why not `ray.data.read_json`: a malformed line would fail the whole read instead of
+becoming that line's error, and duplicate ids and line numbers need the whole file; the
+driver reads JOBS once (it is small next to the videos) and Ray gets validated jobs.
+
+Ray connects to the cluster named by RAY_ADDRESS, else starts a local instance.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from magvit_onnx import batch
+
+
+def job_to_dict(job: batch.Job) -> dict:
+    data = dataclasses.asdict(job)
+    data["input"] = None if job.input is None else str(job.input)
+    return data
+
+
+def job_from_dict(data: dict) -> batch.Job:
+    data = dict(data)
+    data["input"] = None if data.get("input") is None else Path(data["input"])
+    return batch.Job(**data)
+
+
+class _Rows:
+    """Stands in for the ReportWriter inside a worker: collects the rows."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+
+
+class _Quiet:
+    def advance(self, videos: int, failed: bool = False) -> None:
+        pass
+
+    def message(self, line: str) -> None:
+        pass
+
+
+class RayWorker:
+    """A Ray Data callable class: one Generator per actor; a batch of jobs in, report rows out."""
+
+    def __init__(self, artifacts: str | None, providers: str, out: str, shard: tuple[int, int],
+                 configs: dict[str, str]):
+        from magvit_onnx.generator import Generator
+
+        self.facts = batch.ModelFacts.load(artifacts)
+        self.generator = Generator(self.facts.folder, providers)
+        self.out = Path(out)
+        self.plan = batch.Plan(tuple(shard), [], [], [], [], configs)
+
+    def __call__(self, rows: dict[str, Any]) -> dict[str, list]:
+        jobs = [job_from_dict(json.loads(text)) for text in rows["job"]]
+        collected = _Rows()
+        runner = batch.Runner(self.generator, self.facts, self.out, collected, self.plan, _Quiet(), lambda line: None)
+        for group in batch.groups(jobs, len(jobs), self.facts.decoding):
+            runner.run_group(group)
+        return {"row": [json.dumps(row) for row in collected.rows]}
+
+
+def run_ray(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None, providers="cpu",
+            batch_size: int = 1, shard: tuple[int, int] = (0, 1), fail_fast: bool = False, workers: int = 1,
+            gpus_per_worker: float = 0.0, progress: batch.Progress | None = None,
+            log: Callable[[str], None] | None = None) -> batch.Summary:
+    """`batch.run` on Ray Data (see the module docstring); same Summary and RunError."""
+    try:
+        import ray
+    except ImportError:
+        raise batch.RunError("--ray needs Ray Data: pip install 'magvit-onnx[ray]'", exit_code=2) from None
+    from magvit_onnx.runtime.artifacts import ArtifactError
+
+    began = time.monotonic()
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    jobs_path = Path(jobs_path)
+    if not jobs_path.is_file():
+        raise batch.RunError(f"JOBS {jobs_path}: no such file", exit_code=2)
+    out, report = batch.open_out(out, shard)
+    try:
+        facts = batch.ModelFacts.load(artifacts)
+        the_plan = batch.plan(jobs_path, out, facts, shard)
+    except ArtifactError as e:
+        report.close()
+        raise batch.RunError(str(e)) from None
+    names = {n for j in the_plan.jobs for n in j.output_names(facts.video_shape[0])}
+    batch.remove_stale_temporaries(out, names)
+    summary = batch.Summary(skipped=len(the_plan.done), report=str(report.path), shard=shard)
+    progress = progress or batch.Progress(sum(j.num_videos for j in the_plan.pending))
+    runner = batch.Runner(None, facts, out, report, the_plan, progress, log)
+    progress.message(f"run (ray): {len(the_plan.pending)} jobs to run, {len(the_plan.done)} already done, "
+                     f"{len(the_plan.invalid)} invalid (shard {shard[0]}/{shard[1]}, batch size {batch_size}, "
+                     f"{workers} workers) -> {report.path}")
+    try:
+        for bad in the_plan.invalid:
+            runner.invalid(bad)
+            if fail_fast:
+                summary.stopped = True
+                break
+        if the_plan.pending and not summary.stopped:
+            if not ray.is_initialized():
+                ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+            order = sorted(the_plan.pending, key=lambda j: repr(j.group_key(facts.decoding)))
+            dataset = ray.data.from_items([{"job": json.dumps(job_to_dict(j))} for j in order])
+            results = dataset.map_batches(
+                RayWorker, batch_size=batch_size, concurrency=workers, num_gpus=gpus_per_worker or None,
+                fn_constructor_kwargs={"artifacts": None if artifacts is None else str(facts.folder),
+                                       "providers": providers, "out": str(out), "shard": list(shard),
+                                       "configs": the_plan.configs})
+            for item in results.iter_rows():
+                row = json.loads(item["row"])
+                runner.provider = runner.provider or row.get("provider")
+                runner.record(row, row.get("num_videos") or 0)
+                if fail_fast and row["status"] != "ok":
+                    summary.stopped = True
+                    break
+    except OSError as e:
+        raise batch.RunError(f"{report.path}: cannot append to the report ({e.strerror or e}); "
+                             "finished outputs are kept, rerun to continue") from None
+    finally:
+        progress.close()
+        report.close()
+    summary.ok, summary.failed = runner.ok, runner.failed
+    summary.seconds = time.monotonic() - began
+    log(f"run (ray): {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done"
+        + (" (stopped at the first failure: --fail-fast)" if summary.stopped else "")
+        + f" in {summary.seconds:.1f} s; report: {report.path}")
+    return summary

@@ -1,0 +1,56 @@
+"""`magvit-onnx run --ray`: the same jobs on Ray Data (a local Ray instance) give the same
+outputs and report as the local run. Skipped where Ray Data is not installed (the [ray] extra)."""
+import io
+import json
+
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from click.testing import CliRunner  # noqa: E402
+
+from helpers import small_config  # noqa: E402
+from magvit_onnx import batch, ray_batch  # noqa: E402
+from magvit_onnx.cli import main  # noqa: E402
+from magvit_onnx.export.exporter import export_all, seeded_random_models  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    config = small_config()
+    out = tmp_path_factory.mktemp("ray-artifacts")
+    export_all(config, *seeded_random_models(config, seed=3), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def outputs_of(out):
+    return {o["path"]: o["sha256"] for row in batch.report_view(out).values() if row["status"] == "ok"
+            for o in row["outputs"]}
+
+
+def test_ray_run_equals_the_local_run(tmp_path, artifacts, local_ray):
+    lines = [{"id": f"r{i}", "task": "CG", "class": i % 10, "steps": 2, "seed": i,
+              "format": ("npy", "png", "mp4")[i % 3]} for i in range(6)]
+    lines += ["not json", {"id": "bad", "task": "CG", "class": 99}]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    quiet = dict(progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
+    local = batch.run(jobs, tmp_path / "local", artifacts=artifacts, batch_size=2, **quiet)
+    on_ray = ray_batch.run_ray(jobs, tmp_path / "ray", artifacts=artifacts, batch_size=2, workers=2,
+                               progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
+    assert (on_ray.ok, on_ray.failed) == (local.ok, local.failed) == (6, 2)
+    assert outputs_of(tmp_path / "ray") == outputs_of(tmp_path / "local")
+    view = batch.report_view(tmp_path / "ray")
+    assert view["bad"]["status"] == "error" and "out of range" in view["bad"]["error"]
+    # resumable like the local run, and reachable from the CLI
+    result = CliRunner().invoke(main, ["run", str(jobs), "--out", str(tmp_path / "ray"), "--artifacts",
+                                       str(artifacts), "--ray"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["skipped"] == 6
