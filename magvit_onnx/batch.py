@@ -101,7 +101,8 @@ writes its own report; one process per shard at a time (the report is locked).
 
 Jobs with the same task and decoding settings (all keys but id, input, class, seed,
 format, side_by_side and the input reading options) are generated together, up to
-`--batch-size` jobs per call; every job keeps its own random stream (`RowStreams`), so
+`--batch-size` jobs per call; every job keeps its own random stream (one seed per input,
+`runtime.seeding.SeedStreams`), so
 its tokens equal those of `Generator.generate(..., seed=job seed)` alone, and videos are
 decoded per job as `Generator.generate` does. Verified token- and pixel-identical on the
 CPU provider (tested); on GPUs a batched matrix product may differ from the unbatched one
@@ -732,55 +733,14 @@ def groups(jobs: Iterable[Job], batch_size: int, decoding: dict) -> Iterator[lis
 # --------------------------------------------------------------------------- generating
 
 
-class RowStreams(np.random.Generator):
-    """A numpy Generator whose draws of shape [rows, ...] come from one random stream per job:
-    rows k*n .. k*n+n-1 (n = num_videos) from `default_rng(seeds[k])`. Drawing [n, ...] from
-    each stream in turn gives every job exactly the numbers a call with only that job and
-    its seed would draw (the COMMIT loop draws [rows, positions] each time)."""
-
-    def __init__(self, seeds: list[int], rows_per_seed: int):
-        super().__init__(np.random.PCG64(0))
-        self._streams = [np.random.default_rng(seed) for seed in seeds]
-        self._rows = rows_per_seed
-
-    def _split(self, size, draw):
-        shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size or ())
-        if not shape or shape[0] != self._rows * len(self._streams):
-            raise RuntimeError(f"RowStreams cannot split a draw of shape {shape} over {len(self._streams)} jobs "
-                               f"of {self._rows} rows")
-        return np.concatenate([draw(g, (self._rows, *shape[1:])) for g in self._streams])
-
-    def random(self, size=None, dtype=np.float64, out=None):
-        if out is not None:
-            raise RuntimeError("RowStreams.random does not support out=")
-        return self._split(size, lambda g, shape: g.random(shape, dtype=dtype))
-
-    def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
-        return self._split(size, lambda g, shape: g.integers(low, high, shape, dtype=dtype, endpoint=endpoint))
-
-    def __getattribute__(self, name):
-        # Any other draw would come from the shared PCG64 and silently differ from the unbatched run.
-        if not name.startswith("_") and name not in ("random", "integers") and callable(
-                getattr(np.random.Generator, name, None)):
-            raise RuntimeError(f"RowStreams does not implement {name}(); batched results would differ")
-        return super().__getattribute__(name)
-
-
 def generate_tokens(generator, jobs: list[Job], clips: list[np.ndarray | None]) -> np.ndarray:
-    """Tokens [len(jobs) * num_videos, t, h, w] for jobs with one group key, in one pipeline call;
-    job k's rows are k*n .. k*n+n-1 and equal `generator.generate` of that job alone.
-
-    Uses the Generator's checks and its pipeline directly (`Generator.generate` takes one
-    seed per call); the inputs were validated by `parse_job` already."""
+    """Tokens [len(jobs) * num_videos, t, h, w] for jobs with one group key, in one call; job k's
+    rows are k*n .. k*n+n-1 and equal `generator.generate` of that job alone (one seed per job)."""
     first = jobs[0]
-    spec = generator._task(first.task)
-    settings = generator._settings(seed=None, **first.settings())  # Generator's own checks
-    video = generator._video(np.stack(clips)) if spec.needs_video else None
-    classes = None
-    if spec.class_conditional:
-        classes = generator._class_ids(spec, [j.class_id for j in jobs], None if video is None else len(jobs))
-    settings["seed"] = RowStreams([j.seed for j in jobs], first.num_videos)
-    return generator._pipeline.generate_tokens(spec.name, video, classes, **settings)
+    video = np.stack(clips) if clips[0] is not None else None
+    classes = [j.class_id for j in jobs] if jobs[0].class_id is not None else None
+    settings = {k: v for k, v in first.settings().items() if k != "seed"}
+    return generator.generate_tokens(first.task, video, classes, seed=[j.seed for j in jobs], **settings)
 
 
 # --------------------------------------------------------------------------- writing

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -82,20 +83,29 @@ class Generator:
 
     # ------------------------------------------------------------------ generation
 
-    def generate(self, task: str, video=None, class_id=None, *, num_videos: int = 1, steps: int | None = None,
-                 seed: int | None = None, sampling_temperature: float | None = None,
-                 mask_temperature: float | None = None, guidance_scale: float | None = None,
-                 top_k: int | None = None, top_p: float | None = None, schedule: str | None = None,
-                 **condition_overrides) -> np.ndarray:
+    def generate(self, task: str, video=None, class_id=None, **settings) -> np.ndarray:
         """Run one of the ten tasks; returns uint8 video [B * num_videos, T, H, W, 3].
+
+        Takes the arguments of `generate_tokens`; the tokens are decoded and clipped to [0, 1].
+        """
+        return to_uint8(self._pipeline.decode(self.generate_tokens(task, video, class_id, **settings)))
+
+    def generate_tokens(self, task: str, video=None, class_id=None, *, num_videos: int = 1,
+                        steps: int | None = None, seed: int | Sequence[int] | None = None,
+                        sampling_temperature: float | None = None, mask_temperature: float | None = None,
+                        guidance_scale: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                        schedule: str | None = None, **condition_overrides) -> np.ndarray:
+        """Run one of the ten tasks; returns the generated tokens [B * num_videos, t, h, w].
 
         video: the input clip(s) of conditional tasks (uint8, or float in [0, 1]).
         class_id: class of class-conditional tasks (an int, or one per input / clip).
+        seed: an int, or one int per input: then every input's clips equal those of a call
+        with that input alone (batching never changes a result).
         Unset decoding settings come from the manifest (official: 12 steps, cosine,
         mask temperature 4.5, sampling temperature 1, no guidance, no top-k/top-p).
         """
         spec = self._task(task)
-        settings = self._settings(num_videos, steps, seed, sampling_temperature, mask_temperature,
+        settings = self._settings(num_videos, steps, sampling_temperature, mask_temperature,
                                   guidance_scale, top_k, top_p, schedule)
         if spec.needs_video:
             if video is None:
@@ -105,7 +115,9 @@ class Generator:
         elif video is not None:
             raise ValueError(f"task {spec.name!r} takes no input video (it generates from a class)")
         class_id = self._class_ids(spec, class_id, None if video is None else video.shape[0])
-        return to_uint8(self._pipeline.generate(spec.name, video, class_id, **settings, **condition_overrides))
+        inputs = video.shape[0] if video is not None else (1 if np.ndim(class_id) == 0 else len(class_id))
+        settings["seed"] = self._seed(seed, inputs)
+        return self._pipeline.generate_tokens(spec.name, video, class_id, **settings, **condition_overrides)
 
     # ------------------------------------------------------------------ checks
 
@@ -150,7 +162,18 @@ class Generator:
             raise ValueError(f"class_id gives {ids.size} classes for {inputs} input videos: give one, or one per video")
         return ids
 
-    def _settings(self, num_videos, steps, seed, sampling_temperature, mask_temperature, guidance_scale,
+    @staticmethod
+    def _seed(seed, inputs: int):
+        """None, an int >= 0, or one int >= 0 per input."""
+        seeds = [seed] if seed is None or np.ndim(seed) == 0 else list(seed)
+        valid = all(s is None or (isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0)
+                    for s in seeds)
+        if not valid or (np.ndim(seed) == 1 and (len(seeds) != inputs or None in seeds)):
+            raise ValueError(f"seed must be an integer >= 0, or a list of {inputs} of them (one per input), "
+                             f"got {seed!r}")
+        return seed if np.ndim(seed) == 0 else [int(s) for s in seeds]
+
+    def _settings(self, num_videos, steps, sampling_temperature, mask_temperature, guidance_scale,
                   top_k, top_p, schedule) -> dict:
         def integer(name, value, low):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -163,8 +186,6 @@ class Generator:
         integer("num_videos", num_videos, 1)
         if steps is not None:
             integer("steps", steps, 1)
-        if seed is not None:
-            integer("seed", seed, 0)
         for name, value in (("sampling_temperature", sampling_temperature), ("mask_temperature", mask_temperature)):
             if value is not None:
                 positive(name, value)
@@ -179,7 +200,7 @@ class Generator:
             raise ValueError("top_k and top_p cannot both be set (official sampling allows one of them)")
         if schedule is not None:
             mask_ratio(0.5, 2, schedule)  # raises with the valid methods
-        return {"num_videos": num_videos, "steps": steps, "seed": seed, "schedule": schedule,
+        return {"num_videos": num_videos, "steps": steps, "schedule": schedule,
                 "sampling_temperature": sampling_temperature, "mask_temperature": mask_temperature,
                 "guidance_scale": guidance_scale, "top_k": top_k, "top_p": top_p}
 

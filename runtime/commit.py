@@ -22,19 +22,20 @@ from typing import Callable
 import numpy as np
 
 from magvit_onnx.runtime.masking import random_mask
+from magvit_onnx.runtime.seeding import RandomSource
 from magvit_onnx.runtime.schedule import mask_ratio
 
 ModelFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def gumbel(rng: np.random.Generator, shape) -> np.ndarray:
+def gumbel(rng: RandomSource, shape) -> np.ndarray:
     """Standard Gumbel noise, float32: -log(-log(u)), u ~ U[tiny, 1) like `jax.random.gumbel`."""
     u = np.maximum(rng.random(shape, dtype=np.float32), np.finfo(np.float32).tiny)
     return -np.log(-np.log(u))
 
 
 def decode(cond_tokens, cond_mask, model_fn: ModelFn, *, num_iter: int = 12, schedule: str = "cosine",
-           mask_temperature: float = 4.5, rng: np.random.Generator | None = None,
+           mask_temperature: float = 4.5, rng: RandomSource | None = None,
            return_intermediates: bool = False):
     """Decode tokens `[B, t, h, w]` given condition tokens and their boolean region.
 

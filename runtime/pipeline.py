@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
 from magvit_onnx.runtime import commit, providers as eps, tasks
 from magvit_onnx.runtime.artifacts import GRAPHS, load_manifest
+from magvit_onnx.runtime.seeding import random_source
 from magvit_onnx.runtime.step import make_model_fn
 from magvit_onnx.runtime.vocab import Vocab
 
@@ -118,7 +119,7 @@ class Pipeline:
         return np.clip(self.engine.decode(tokens), 0.0, 1.0)
 
     def generate_tokens(self, task: str, video: np.ndarray | None = None, class_ids=None, *,
-                        num_videos: int = 1, steps: int | None = None, seed: int | None = None,
+                        num_videos: int = 1, steps: int | None = None, seed: int | Sequence[int] | None = None,
                         schedule: str | None = None, sampling_temperature: float | None = None,
                         mask_temperature: float | None = None, guidance_scale: float | None = None,
                         top_k: int | None = None, top_p: float | None = None,
@@ -127,11 +128,13 @@ class Pipeline:
 
         Conditional tasks take `video[B, ...]` and make `num_videos` samples of each
         (repeats of an input are adjacent); class-conditional generation makes
-        `num_videos` clips per class id. Unset settings come from the decoding defaults.
+        `num_videos` clips per class id. `seed`: one int for the call, or one per input
+        (then each input's rows equal a call with that input alone; see `seeding`).
+        Unset settings come from the decoding defaults.
         """
         spec = tasks.get_task(task)
         d = self.defaults
-        rng = np.random.default_rng(seed)
+        rng = random_source(seed, num_videos)
         if spec.needs_video:
             video = np.repeat(np.asarray(video, np.float32), num_videos, axis=0)
             cond = tasks.condition(spec.name, video, self.latent_shape, **condition_overrides)

@@ -13,12 +13,13 @@ from typing import Callable
 import numpy as np
 
 from magvit_onnx.runtime.commit import ModelFn
+from magvit_onnx.runtime.seeding import RandomSource
 
 StepRunner = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
 
 
 def make_model_fn(run_step: StepRunner, prefix: np.ndarray, uncond_prefix: np.ndarray,
-                  rng: np.random.Generator, *, temperature: float = 1.0, top_k: int = 0,
+                  rng: RandomSource, *, temperature: float = 1.0, top_k: int = 0,
                   top_p: float = 0.0, guidance_scale: float = 0.0) -> ModelFn:
     guided = guidance_scale != 0
     scalars = {"temperature": np.array(temperature, np.float32), "top_k": np.array(top_k, np.int64),

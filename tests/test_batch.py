@@ -23,6 +23,7 @@ from magvit_onnx import batch, video
 from magvit_onnx.cli import main
 from magvit_onnx.export.exporter import export_all, seeded_random_models
 from magvit_onnx.generator import Generator
+from magvit_onnx.runtime.seeding import SeedStreams
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -657,15 +658,12 @@ def test_slurm_and_kubernetes_examples_use_the_shard_variables():
 # ----------------------------------------------------------------- pieces
 
 
-def test_row_streams_match_one_generator_per_job():
-    streams = batch.RowStreams([1, 2], 2)
+def test_seed_streams_match_one_generator_per_input():
+    streams = SeedStreams([1, 2], 2)
     draws = streams.integers(0, 100, (4, 3))
     np.testing.assert_array_equal(draws[:2], np.random.default_rng(1).integers(0, 100, (2, 3)))
     np.testing.assert_array_equal(draws[2:], np.random.default_rng(2).integers(0, 100, (2, 3)))
-    assert np.random.default_rng(streams) is streams
-    with pytest.raises(RuntimeError, match="does not implement normal"):
-        streams.normal(size=(4,))
-    with pytest.raises(RuntimeError, match="cannot split"):
+    with pytest.raises(ValueError, match="does not split"):
         streams.random((3, 2))
 
 

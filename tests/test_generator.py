@@ -78,6 +78,7 @@ def test_encode_decode(gen):
     (lambda g: g.generate("FP", video=clip().astype(np.int32)), "uint8 .* or float in"),
     (lambda g: g.generate("FP", video=clip().astype(np.float32)), r"float video must be finite and in \[0, 1\]"),
     (lambda g: g.generate("FP", video=clip(), steps=0), "steps must be an integer >= 1"),
+    (lambda g: g.generate("FP", video=clip(), seed=1.5), "seed must be an integer >= 0"),
     (lambda g: g.generate("FP", video=clip(), num_videos=0), "num_videos must be an integer >= 1"),
     (lambda g: g.generate("FP", video=clip(), sampling_temperature=0), "sampling_temperature must be a finite number > 0"),
     (lambda g: g.generate("FP", video=clip(), mask_temperature=-1.0), "mask_temperature must be"),
@@ -138,3 +139,17 @@ assert "torch" not in sys.modules
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("(1, 8, 32, 32, 3)") == 10
+
+
+def test_one_seed_per_input_equals_separate_calls(gen):
+    videos = clip(3)
+    together = gen.generate("OPC", video=videos, seed=[5, 6, 7], num_videos=2, steps=2)
+    for i, seed in enumerate([5, 6, 7]):
+        alone = gen.generate("OPC", video=videos[i], seed=seed, num_videos=2, steps=2)
+        np.testing.assert_array_equal(together[2 * i:2 * i + 2], alone)
+    tokens = gen.generate_tokens("CG", class_id=[1, 4], seed=[3, 9], steps=2)
+    np.testing.assert_array_equal(tokens[1:], gen.generate_tokens("CG", class_id=4, seed=9, steps=2))
+    with pytest.raises(ValueError, match="a list of 3 of them"):
+        gen.generate("OPC", video=videos, seed=[1, 2], steps=2)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        gen.generate("OPC", video=videos[0], seed=-1, steps=2)
