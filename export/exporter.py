@@ -11,7 +11,6 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 
@@ -172,6 +171,6 @@ def topological_sort(graph: onnx.GraphProto) -> None:
 
 
 def seeded_random_models(config: MagvitConfig, seed: int = 0) -> tuple[VQVAE, Transformer]:
+    """A reproducible random init (for tests and benchmarks: it generates noise)."""
     torch.manual_seed(seed)
-    np.random.seed(seed)
     return VQVAE(config.vq).eval(), Transformer(config).eval()

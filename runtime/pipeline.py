@@ -94,21 +94,21 @@ def engine_cache_key(folder: str | Path) -> str:
 class Pipeline:
     """Task conditions + COMMIT decoding around an engine."""
 
-    def __init__(self, engine: Engine, *, vocab: Vocab, latent_shape: tuple[int, int, int], decoding: dict):
+    def __init__(self, engine: Engine, *, vocab: Vocab, latent_shape: tuple[int, int, int], decoding: dict,
+                 manifest: dict | None = None):
         self.engine = engine
         self.vocab = vocab
         self.latent_shape = tuple(latent_shape)
         self.defaults = dict(decoding)
+        self.manifest = manifest  # of the artifacts folder, when there is one
 
     @classmethod
     def from_artifacts(cls, folder: str | Path, providers=None, **engine_options) -> "Pipeline":
         manifest = load_manifest(folder)  # verifies every sha256 before any session exists
         v = manifest["vocab"]
-        pipeline = cls(OrtEngine(folder, manifest, providers, **engine_options),
-                       vocab=Vocab(v["codebook_size"], v["num_classes"], v["multi_task"]),
-                       latent_shape=manifest["latent_shape"], decoding=manifest["decoding"])
-        pipeline.manifest = manifest
-        return pipeline
+        return cls(OrtEngine(folder, manifest, providers, **engine_options),
+                   vocab=Vocab(v["codebook_size"], v["num_classes"], v["multi_task"]),
+                   latent_shape=manifest["latent_shape"], decoding=manifest["decoding"], manifest=manifest)
 
     def encode(self, video: np.ndarray) -> np.ndarray:
         """float32 video [B, T, H, W, 3] in [0, 1] -> token ids [B, t, h, w] int64."""
