@@ -106,14 +106,17 @@ def main(argv=None):
             for group in opt.param_groups:
                 group["lr"] = lr
         clips = to_tensor(source.sample(args.batch_size, rng)[0], device)
+        vq.train()
         r1_scale = float(args.r1_every) if step % args.r1_every == 0 else 0.0
         logs = tokenizer_train_step(vq, loss_fn, g_opt, d_opt, clips, ema,
                                     adversarial=step >= args.gan_start, r1_scale=r1_scale)
         return {"lr": lr, **logs}
 
     train_loop(step=step, total=args.steps, train_step=train_step,
-               evaluate=lambda: {"val_psnr": evaluate(ema.model, val_clips)}, save=save, out=args.out,
-               shown=("g_loss", "reconstruction_loss", "d_loss", "val_psnr"), log_every=args.log_every,
+               evaluate=lambda: {"val_psnr": evaluate(ema.model, val_clips),
+                                 "val_psnr_raw": evaluate(vq.eval(), val_clips)},  # the EMA lags early on
+               save=save, out=args.out,
+               shown=("g_loss", "reconstruction_loss", "d_loss", "val_psnr", "val_psnr_raw"), log_every=args.log_every,
                eval_every=args.eval_every, save_every=args.save_every, time_limit=args.time_limit)
 
 if __name__ == "__main__":
