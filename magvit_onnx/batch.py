@@ -122,7 +122,6 @@ Only numpy, onnxruntime and PyAV are used; this module never imports torch.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import errno
@@ -134,7 +133,6 @@ import re
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -746,21 +744,6 @@ def generate_tokens(generator, jobs: list[Job], clips: list[np.ndarray | None]) 
 # --------------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[Any]:
-    """Like magvit_onnx.video's writers: `.{name}.{8 hex}.tmp` in the same folder, fsync, rename."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def fsync_folder(folder: Path) -> None:
     """Make renames in `folder` durable (no-op where folders cannot be opened)."""
     try:
@@ -791,7 +774,7 @@ def write_outputs(job: Job, out: Path, tokens: np.ndarray, videos: np.ndarray | 
 
     try:
         if job.format == "npy":
-            with atomic_file(target()) as file:
+            with videoio.atomic_file(target()) as file:
                 np.save(file, np.ascontiguousarray(tokens, np.int64))
             return written
         for clip in videos:
@@ -1111,9 +1094,14 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
     finally:
         progress.close()
         report.close()
+    return finish(summary, runner, began, report_path, log, "run")
+
+
+def finish(summary: "Summary", runner: "Runner", began: float, report_path: Path, log, label: str) -> "Summary":
+    """Fill in the summary of a finished run (local or Ray) and log its closing line."""
     summary.ok, summary.failed = runner.ok, runner.failed
     summary.seconds = time.monotonic() - began
-    log(f"run: {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done"
+    log(f"{label}: {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done"
         + (" (stopped at the first failure: --fail-fast)" if summary.stopped else "")
         + f" in {summary.seconds:.1f} s; report: {report_path}")
     return summary

@@ -145,9 +145,4 @@ def run_ray(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=N
     finally:
         progress.close()
         report.close()
-    summary.ok, summary.failed = runner.ok, runner.failed
-    summary.seconds = time.monotonic() - began
-    log(f"run (ray): {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done"
-        + (" (stopped at the first failure: --fail-fast)" if summary.stopped else "")
-        + f" in {summary.seconds:.1f} s; report: {report.path}")
-    return summary
+    return batch.finish(summary, runner, began, report.path, log, "run (ray)")

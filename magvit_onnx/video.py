@@ -284,7 +284,7 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction
     pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    with _atomic_file(path) as file, _encoder_errors(path, codec):
+    with atomic_file(path) as file, _encoder_errors(path, codec):
         with av.open(file, "w", format="mp4") as container:
             options = {} if codec == "mpeg4" else {"crf": "18"}
             stream = container.add_stream(codec, rate=rate, options=options)
@@ -325,7 +325,7 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction
     frames = _check_video(str(path), frames)
     rate = _check_fps(path, fps)
     height, width = frames.shape[1:3]
-    with _atomic_file(path) as file, _encoder_errors(path, "gif"):
+    with atomic_file(path) as file, _encoder_errors(path, "gif"):
         graph = _palette_graph(width, height, rate)
         for index, frame in enumerate(frames):
             video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
@@ -377,7 +377,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
         + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6))
         + chunk(b"IEND", b"")
     )
-    with _atomic_file(path) as file:
+    with atomic_file(path) as file:
         file.write(png)
 
 
@@ -411,7 +411,7 @@ def _check_fps(path: Path, fps: object) -> Fraction:
 
 
 @contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """Yield a file in `path`'s folder; on success fsync it and move it to `path`.
 
     On any error the temporary file is removed and `path` is left as it was.

@@ -1,5 +1,7 @@
 """Shared tiny configuration: the `tiny` preset shrunk further so every test stays fast."""
 import dataclasses
+import subprocess
+import sys
 
 from magvit_onnx.models.config import TransformerConfig, get_config
 
@@ -12,3 +14,18 @@ def small_config(**overrides):
         vq=dataclasses.replace(config.vq, video_shape=(8, 32, 32)),
         transformer=TransformerConfig(num_layers=2, hidden_size=64, num_heads=2, mlp_dim=128),
     )
+
+
+BLOCK_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_without_torch(code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter where any import of torch fails."""
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, cwd="/")
