@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+INT8_PROBS_TOLERANCE = 0.1  # max abs difference of the int8 step's probabilities vs torch fp32
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--preset", default=None, help="Model preset (tiny, B, L). Default: the weights' own, else tiny.")
@@ -20,9 +22,10 @@ import click
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Artifacts folder to write.")
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset (>= 18).")
 @click.option("--fp16", is_flag=True, help="fp16 weights and math, float32 inputs/outputs.")
+@click.option("--int8", is_flag=True, help="int8 transformer step (ORT dynamic quantisation) for CPUs; fp32 tokenizer.")
 @click.option("--check", is_flag=True, help="Measure parity with the PyTorch reference after export.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random init (no weights).")
-def main(preset, weights, out, opset, fp16, check, seed):
+def main(preset, weights, out, opset, fp16, int8, check, seed):
     """Export the three ONNX graphs and the manifest of a MAGVIT model."""
     from magvit_onnx.export.exporter import export_all, seeded_random_models
     from magvit_onnx.export.parity import check_parity
@@ -47,8 +50,11 @@ def main(preset, weights, out, opset, fp16, check, seed):
                     "benchmarks only.", fg="yellow", err=True)
         vq, transformer = seeded_random_models(config, seed)
         source = {"path": None, "sha256": None, "random_init": True, "seed": seed}
-    click.echo(f"exporting preset {config.name!r} to {out} (opset {opset}{', fp16' if fp16 else ''}) ...", err=True)
-    manifest = export_all(config, vq, transformer, out, opset=opset, fp16=fp16, weights=source)
+    if fp16 and int8:
+        raise click.BadParameter("choose --fp16 (GPU) or --int8 (CPU), not both", param_hint="--int8")
+    variant = ", fp16" if fp16 else ", int8 step" if int8 else ""
+    click.echo(f"exporting preset {config.name!r} to {out} (opset {opset}{variant}) ...", err=True)
+    manifest = export_all(config, vq, transformer, out, opset=opset, fp16=fp16, int8=int8, weights=source)
     for name, entry in manifest["files"].items():
         click.echo(f"  {name:24s} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256'][:16]}…", err=True)
     if check:
@@ -56,6 +62,9 @@ def main(preset, weights, out, opset, fp16, check, seed):
         click.echo(json.dumps(report, indent=2))
         if fp16:  # stated fp16 tolerances (see README); tokens may differ where fp16 moves a logit
             bad = report["decoder_max_abs"] > 3e-2 or report["step_probs_max_abs"] > 2e-2
+        elif int8:  # fp32 tokenizer exact; int8 step within the stated tolerance (see README)
+            bad = (report["decoder_max_abs"] > 1e-4 or report["encoder_token_mismatches"]
+                   or report["step_probs_max_abs"] > INT8_PROBS_TOLERANCE)
         else:
             bad = (report["decoder_max_abs"] > 1e-4 or report["encoder_token_mismatches"]
                    or report["step_sampled_mismatches"] or any(report["generation_token_mismatches"].values()))

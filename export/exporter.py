@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -94,7 +95,13 @@ def versions() -> dict[str, str]:
     return out
 
 
-def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weights: dict) -> dict:
+def precision_name(fp16: bool, int8: bool) -> str:
+    if int8:
+        return "fp32, transformer_step int8 (dynamic quantisation of its MatMuls)"
+    return "fp16 (float32 I/O)" if fp16 else "fp32"
+
+
+def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weights: dict, int8: bool = False) -> dict:
     vocab = config.vocab
     return {
         "format_version": FORMAT_VERSION,
@@ -109,7 +116,7 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
         "classes": list(range(config.num_classes)),
         "decoding": dataclasses.asdict(config.sampling),
         "graphs": {name: {"filename": f"{name}.onnx", **graph_io(out / f"{name}.onnx")} for name in GRAPHS},
-        "precision": "fp16 (float32 I/O)" if fp16 else "fp32",
+        "precision": precision_name(fp16, int8),
         "opset": opset,
         "weights": weights,
         "versions": versions(),
@@ -119,10 +126,15 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
 
 
 def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: str | Path, *,
-               opset: int = 18, fp16: bool = False, weights: dict | None = None) -> dict:
-    """Write the three graphs and `manifest.json` into `out`; returns the manifest."""
+               opset: int = 18, fp16: bool = False, int8: bool = False, weights: dict | None = None) -> dict:
+    """Write the three graphs and `manifest.json` into `out`; returns the manifest.
+
+    `fp16`: every graph in fp16 (for GPUs). `int8`: the transformer step's MatMuls
+    dynamically quantised to int8 (for CPUs); the tokenizer graphs stay fp32."""
     if opset < 18:
         raise ValueError(f"opset must be >= 18, got {opset}")
+    if fp16 and int8:
+        raise ValueError("choose fp16 (GPU) or int8 (CPU), not both")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     graphs = {"vq_encoder": EncoderGraph(vq), "transformer_step": StepGraph(transformer),
@@ -132,7 +144,9 @@ def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: s
         export_graph(module, examples[name], out / f"{name}.onnx", *IO_NAMES[name], dynamic_shapes(name), opset)
         if fp16:
             to_fp16(out / f"{name}.onnx")
-    manifest = build_manifest(config, out, opset, fp16, weights or {})
+    if int8:
+        to_int8(out / "transformer_step.onnx")
+    manifest = build_manifest(config, out, opset, fp16, weights or {}, int8)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -148,6 +162,24 @@ def to_fp16(path: Path) -> None:
                                                     "Less", "LessOrEqual", "Where", "GatherElements", "Div"])
     topological_sort(model.graph)  # the converter appends its boundary casts at the end
     onnx.save(model, str(path))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def to_int8(path: Path) -> None:
+    """ORT dynamic quantisation of the MatMuls (weights int8 per channel, activations uint8
+    per call): the step graph is GEMM-bound on CPU. Sampling stays fp32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = path.with_name(path.stem + ".int8.tmp.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process targets static quantisation
+    try:
+        quantize_dynamic(str(path), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
+                         weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    tmp.replace(path)
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 

@@ -20,10 +20,14 @@ from magvit_onnx.models.vqvae import VQVAE
 
 
 def save_weights(path: str | Path, config: MagvitConfig, modules: dict[str, torch.nn.Module],
-                 metadata: dict[str, str] | None = None) -> None:
-    """Write `{name}.{key}` for every module's state dict, atomically (temp file + rename)."""
+                 metadata: dict[str, str] | None = None, dtype: torch.dtype | None = None) -> None:
+    """Write `{name}.{key}` for every module's state dict, atomically (temp file + rename).
+    `dtype` (e.g. torch.float16) stores the floating-point tensors in it; loading casts back
+    to the modules' own dtype."""
     tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
                for name, module in modules.items() for k, v in module.state_dict().items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     meta = {"magvit_config": json.dumps(config.to_dict()), **(metadata or {})}
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

@@ -277,5 +277,7 @@ class VQVAE(nn.Module):
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """Training pass: (reconstruction [B, T, H, W, 3], quantizer losses, ids [B, t, h, w])."""
-        q, ids, losses = self.quantizer(self.encode(video))
+        z = self.encode(video)
+        with torch.autocast(z.device.type, enabled=False):  # nearest-code search in fp32, also under bf16 autocast
+            q, ids, losses = self.quantizer(z.float())
         return self.decode(q), losses, ids

@@ -13,7 +13,9 @@ What is timed, per preset and batch size (random weights, `seeded_random_models(
     reference runs `export.reference.reference_pipeline(...)`: the same generation code,
     only the engine differs.
 
-Backends: `ort` (the exported graphs in ONNX Runtime), `torch_eager` (the modules they were
+Backends: `ort` (the exported graphs in ONNX Runtime), `ort_int8` (the same export with the
+transformer step's MatMuls dynamically quantised to int8, `export_all.py --int8`; off with
+--no-int8), `torch_eager` (the modules they were
 exported from, under torch.inference_mode) and `torch_compile` (the same modules through
 `torch.compile`; a failure, or a call (the first one compiles) longer than --compile-timeout,
 is recorded as an error in the JSON instead of a number).
@@ -31,10 +33,13 @@ Method:
   - Reported per item: wall-clock median, min, max and quartiles in ms; cpu_median_ms, the
     process CPU time of the call over all its threads (less sensitive than wall time to
     other load on the box, but it counts spin-waiting); speedup = torch median / ort median
-    (> 1: ONNX Runtime is faster), and `..._by_min` = torch min / ort min, the estimate least
+    (> 1: ONNX Runtime is faster; `int8_speedup_...` the same for ort_int8), and `..._by_min` =
+    torch min / ort min, the estimate least
     disturbed by other processes; max_abs_diff of each backend's output against torch_eager
     (0 where tokens agree). Per setting, `speedup_vs_torch_eager` is the geometric mean of
     the tasks' whole-generation speedups (likewise `speedup_vs_torch_eager_by_min`).
+  - python_overhead_pct (ort backends, whole generations): the share of the call's wall time
+    spent outside ONNX Runtime's session runs (the numpy COMMIT loop, feeds, masking).
 
 On a machine shared with other jobs, torch's OpenMP threads spin-wait at barriers and can
 stall a call by about a second (seen on the 2-core bench box: a 50 ms tiny step took 1080 ms);
@@ -75,12 +80,14 @@ from magvit_onnx.runtime.artifacts import GRAPHS, ArtifactError, load_manifest
 from magvit_onnx.runtime.masking import MASK_TOKEN
 
 SEED = 0  # random weights, inputs and generation seed: both backends get the same
-BACKENDS = ("ort", "torch_eager", "torch_compile")
+BACKENDS = ("ort", "ort_int8", "torch_eager", "torch_compile")
+ORT_BACKENDS = ("ort", "ort_int8")
+SPEEDUP_PREFIX = {"ort": "", "ort_int8": "int8_"}  # ort's keys stay `speedup_vs_torch_eager`
 SETTLE_S = 0.05  # pause before each timed call, so the previous backend's spinning threads go idle
 DEFAULTS = {"presets": "tiny,B", "batch_sizes": "1,2", "tasks": "all", "steps": 12, "repeats": 5, "warmup": 1,
-            "compile": True}
+            "compile": True, "int8": True}
 QUICK = {"presets": "tiny", "batch_sizes": "1", "tasks": "frame_prediction,full_generation", "steps": 2,
-         "repeats": 2, "warmup": 1, "compile": False}
+         "repeats": 2, "warmup": 1, "compile": False, "int8": True}
 START = time.perf_counter()
 
 
@@ -103,6 +110,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="torch.set_num_threads and ORT intra_op_num_threads (default: all usable cores)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction,
                    help="also measure torch.compile (default on; off with --quick)")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction,
+                   help="also measure the int8 step graph (ort_int8; default on)")
     p.add_argument("--compile-timeout", type=float, default=600.0,
                    help="seconds a torch.compile'd call (the first one compiles) may take before torch_compile is "
                         "recorded as too slow and stopped (default 600)")
@@ -158,25 +167,26 @@ def split_list(parser: argparse.ArgumentParser, option: str, text: str) -> list[
 
 # ----------------------------------------------------------------------------- artifacts
 
-def artifacts_folder(cache_dir: Path, preset: str) -> Path:
+def artifacts_folder(cache_dir: Path, preset: str, int8: bool = False) -> Path:
     """Cache folder of a preset's artifacts: keyed by the export/ and models/ sources and torch."""
     digest = hashlib.sha256(f"seed={SEED} torch={importlib.metadata.version('torch')}".encode())
     for package in ("magvit_onnx.export", "magvit_onnx.models"):
         for source in sorted(Path(importlib.util.find_spec(package).submodule_search_locations[0]).glob("*.py")):
             digest.update(source.name.encode() + source.read_bytes())
-    return cache_dir / f"{preset}-{digest.hexdigest()[:16]}"
+    return cache_dir / f"{preset}{'-int8' if int8 else ''}-{digest.hexdigest()[:16]}"
 
 
-def ensure_artifacts(cache_dir: Path, preset: str) -> tuple[Path, float | None]:
+def ensure_artifacts(cache_dir: Path, preset: str, int8: bool = False) -> tuple[Path, float | None]:
     """The preset's artifacts folder, exported unless a verified one is cached; export seconds or None."""
-    folder = artifacts_folder(cache_dir, preset)
+    folder = artifacts_folder(cache_dir, preset, int8)
     try:
         load_manifest(folder)
         progress(f"{preset}: cached artifacts {folder}")
         return folder, None
     except ArtifactError:
         pass
-    progress(f"{preset}: exporting random-weight artifacts to {folder} (once per source version) ...")
+    progress(f"{preset}: exporting random-weight{' int8' if int8 else ''} artifacts to {folder} "
+             "(once per source version) ...")
     import logging
 
     from magvit_onnx.export.exporter import export_all, seeded_random_models
@@ -186,7 +196,7 @@ def ensure_artifacts(cache_dir: Path, preset: str) -> tuple[Path, float | None]:
     config = get_config(preset)
     cache_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache_dir))  # renamed when complete
-    export_all(config, *seeded_random_models(config, SEED), scratch,
+    export_all(config, *seeded_random_models(config, SEED), scratch, int8=int8,
                weights={"path": None, "sha256": None, "random_init": True, "seed": SEED})
     shutil.rmtree(folder, ignore_errors=True)
     scratch.rename(folder)
@@ -240,7 +250,7 @@ def benchmark_calls(pipeline, config: MagvitConfig, batch: int, steps: int) -> d
 
 def load_pipeline(backend: str, folder: Path, threads: int, device: str):
     """The backend's Pipeline. Imports torch only for the torch backends."""
-    if backend == "ort":
+    if backend in ORT_BACKENDS:
         from magvit_onnx.runtime.pipeline import Pipeline
 
         return Pipeline.from_artifacts(folder, providers=device, intra_op_num_threads=threads)
@@ -271,7 +281,7 @@ def memory_report(backend: str, device: str) -> dict:
 def device_memory_mb(backend: str) -> float | None:
     """torch: peak allocated by the caching allocator; ort: this process's use per nvidia-smi (ORT's
     arena does not shrink, so current use is its peak). Untested here: no GPU on the bench box."""
-    if backend != "ort":
+    if backend not in ORT_BACKENDS:
         import torch
 
         return torch.cuda.max_memory_allocated() / 2 ** 20
@@ -285,11 +295,30 @@ def device_memory_mb(backend: str) -> float | None:
     return sum(used) if used else None
 
 
+class EngineClock:
+    """Wraps an engine's encode / run_step / decode and adds up the seconds spent inside them."""
+
+    def __init__(self, engine):
+        self.seconds = 0.0
+        for name in ("encode", "run_step", "decode"):
+            setattr(engine, name, self.timed(getattr(engine, name)))
+
+    def timed(self, method):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+        return call
+
+
 def backend_main(conn, backend: str, folder: Path, batch: int, steps: int, threads: int, device: str) -> None:
     """A backend's process: load, then answer ("run", item, want_output) and ("stop",) messages."""
     try:
         start = time.perf_counter()
         pipeline = load_pipeline(backend, folder, threads, device)
+        clock = EngineClock(pipeline.engine)
         config = MagvitConfig.from_dict(load_manifest(folder, verify=False)["config"])
         calls = benchmark_calls(pipeline, config, batch, steps)
         conn.send(("ok", {"load_s": time.perf_counter() - start, **memory_report(backend, device)}))
@@ -304,9 +333,10 @@ def backend_main(conn, backend: str, folder: Path, batch: int, steps: int, threa
         _, item, want_output = message
         try:
             time.sleep(SETTLE_S)
+            clock.seconds = 0.0
             wall, cpu = time.perf_counter(), time.process_time()
             output = calls[item]()
-            seconds = (time.perf_counter() - wall, time.process_time() - cpu)
+            seconds = (time.perf_counter() - wall, time.process_time() - cpu, clock.seconds)
         except Exception as e:  # noqa: BLE001
             conn.send(("error", f"{item}: {type(e).__name__}: {e}"[:1000]))
             continue
@@ -361,15 +391,20 @@ class Backend:
 
 # ----------------------------------------------------------------------------- measuring
 
-def measure_setting(args: argparse.Namespace, folder: Path, batch: int) -> dict:
-    """All items of one preset x batch size: alternating rounds over the backends."""
-    names = ["ort", "torch_eager"] + (["torch_compile"] if args.compile else [])
-    backends = {name: Backend(name, folder, batch, args.steps, args.threads, args.device) for name in names}
-    results = {name: {"load": None, "samples": {}, "cpu_samples": {}, "first_s": {}, "outputs": {}} for name in names}
+def measure_setting(args: argparse.Namespace, folders: dict[str, Path], batch: int) -> dict:
+    """All items of one preset x batch size: alternating rounds over the backends.
+    `folders`: artifacts of each ORT backend (the torch backends use the fp32 one's config)."""
+    names = ["ort"] + (["ort_int8"] if args.int8 else []) + ["torch_eager"] + (["torch_compile"] if args.compile else [])
+    backends = {name: Backend(name, folders.get(name, folders["ort"]), batch, args.steps, args.threads, args.device)
+                for name in names}
+    results = {name: {"load": None, "samples": {}, "cpu_samples": {}, "engine_fraction": {}, "first_s": {},
+                      "outputs": {}} for name in names}
     errors = {} if args.compile else {"torch_compile": "skipped (--no-compile or --quick)"}
+    if not args.int8:
+        errors["ort_int8"] = "skipped (--no-int8)"
 
     def fail(name: str, error: BackendError) -> None:
-        if name != "torch_compile":  # the two required backends must work
+        if name in ("ort", "torch_eager"):  # the two required backends must work
             for backend in backends.values():
                 backend.close()
             raise SystemExit(f"bench: {name} failed: {error}")
@@ -391,7 +426,8 @@ def measure_setting(args: argparse.Namespace, folder: Path, batch: int) -> dict:
             for name in list(backends):
                 timeout = args.compile_timeout if name == "torch_compile" else None
                 try:
-                    (seconds, cpu_seconds), output = backends[name].run(item, round_index == 0, timeout)
+                    (seconds, cpu_seconds, engine_seconds), output = backends[name].run(item, round_index == 0,
+                                                                                         timeout)
                 except BackendError as e:
                     fail(name, e)
                     continue
@@ -400,6 +436,7 @@ def measure_setting(args: argparse.Namespace, folder: Path, batch: int) -> dict:
                 if not warm:
                     results[name]["samples"].setdefault(item, []).append(seconds)
                     results[name]["cpu_samples"].setdefault(item, []).append(cpu_seconds)
+                    results[name]["engine_fraction"].setdefault(item, []).append(engine_seconds / seconds)
     for name, backend in list(backends.items()):
         try:
             results[name]["end"] = backend.stop()
@@ -438,17 +475,22 @@ def summarize(args: argparse.Namespace, batch: int, items: list[str], results: d
                                "cpu_median_ms": float(np.median(results[name]["cpu_samples"][item]) * 1e3),
                                "max_abs_diff_vs_torch_eager": max_abs_diff(results[name]["outputs"][item],
                                                                            results["torch_eager"]["outputs"][item])}
+                if name in ORT_BACKENDS and item not in GRAPHS:
+                    inside = float(np.median(results[name]["engine_fraction"][item]))
+                    entry[name]["python_overhead_pct"] = 100 * (1 - inside)
             else:
                 entry[name] = {"error": errors.get(name, "not measured")}
-        for torch_name in ("torch_eager", "torch_compile"):
-            if torch_name in measured:
-                entry[f"speedup_vs_{torch_name}"] = entry[torch_name]["median_ms"] / entry["ort"]["median_ms"]
-                entry[f"speedup_vs_{torch_name}_by_min"] = entry[torch_name]["min_ms"] / entry["ort"]["min_ms"]
+        for ort_name, torch_name in [(o, t) for o in ORT_BACKENDS for t in ("torch_eager", "torch_compile")]:
+            if ort_name in measured and torch_name in measured:
+                key = f"{SPEEDUP_PREFIX[ort_name]}speedup_vs_{torch_name}"
+                entry[key] = entry[torch_name]["median_ms"] / entry[ort_name]["median_ms"]
+                entry[f"{key}_by_min"] = entry[torch_name]["min_ms"] / entry[ort_name]["min_ms"]
         out["graphs" if item in GRAPHS else "generation"][item] = entry
-    for key in ("speedup_vs_torch_eager", "speedup_vs_torch_eager_by_min", "speedup_vs_torch_compile",
-                "speedup_vs_torch_compile_by_min"):
-        ratios = [entry.get(key) for entry in out["generation"].values()]
-        out[key] = geomean(ratios) if None not in ratios else None
+    for prefix in SPEEDUP_PREFIX.values():
+        for key in ("speedup_vs_torch_eager", "speedup_vs_torch_eager_by_min", "speedup_vs_torch_compile",
+                    "speedup_vs_torch_compile_by_min"):
+            ratios = [entry.get(prefix + key) for entry in out["generation"].values()]
+            out[prefix + key] = geomean(ratios) if None not in ratios else None
     out["memory"] = {name: ({"load_s": results[name]["load"]["load_s"],
                              "rss_after_load_mb": results[name]["load"]["rss_mb"], **results[name]["end"]}
                             if name in measured else {"error": errors.get(name, "not measured")}) for name in BACKENDS}
@@ -489,18 +531,22 @@ def format_ratio(value: float | None) -> str:
 def print_table(preset: str, setting: dict) -> None:
     print(f"\n{preset}, batch {setting['batch']}: {setting['steps']} steps, {setting['threads']} threads, "
           f"{setting['device']}, median [min-max] ms over {setting['repeats']} rounds; x = torch / ort")
-    header = f"{'item':22s}{'ort':>26s}{'torch_eager':>26s}{'torch_compile':>26s}{'eager/ort':>11s}{'compile/ort':>13s}"
+    ratios = [("eager/ort", "speedup_vs_torch_eager"), ("compile/ort", "speedup_vs_torch_compile"),
+              ("eager/int8", "int8_speedup_vs_torch_eager")]
+    header = (f"{'item':22s}" + "".join(f"{name:>28s}" for name in BACKENDS)
+              + "".join(f"{title:>12s}" for title, _ in ratios))
     print(header + "\n" + "-" * len(header))
+    pad = " " * 28 * len(BACKENDS)  # under the backend columns
     for entry_name, entry in [*setting["graphs"].items(), *setting["generation"].items()]:
-        print(f"{entry_name:22s}" + "".join(f"{format_stats(entry[name]):>26s}" for name in BACKENDS)
-              + f"{format_ratio(entry.get('speedup_vs_torch_eager')):>11s}"
-              + f"{format_ratio(entry.get('speedup_vs_torch_compile')):>13s}")
-    print(f"{'generation geomean':22s}{'':78s}{format_ratio(setting['speedup_vs_torch_eager']):>11s}"
-          f"{format_ratio(setting['speedup_vs_torch_compile']):>13s}")
-    print(f"{'  same, from the mins':22s}{'':78s}{format_ratio(setting['speedup_vs_torch_eager_by_min']):>11s}"
-          f"{format_ratio(setting['speedup_vs_torch_compile_by_min']):>13s}")
+        print(f"{entry_name:22s}" + "".join(f"{format_stats(entry[name]):>28s}" for name in BACKENDS)
+              + "".join(f"{format_ratio(entry.get(key)):>12s}" for _, key in ratios))
+    print(f"{'generation geomean':22s}{pad}" + "".join(f"{format_ratio(setting[key]):>12s}" for _, key in ratios))
+    print(f"{'  same, from the mins':22s}{pad}"
+          + "".join(f"{format_ratio(setting[key + '_by_min']):>12s}" for _, key in ratios))
+    overheads = [entry["ort"]["python_overhead_pct"] for entry in setting["generation"].values()]
+    print(f"ort python overhead (outside session runs): {min(overheads):.1f}-{max(overheads):.1f} % of a generation")
     print(f"{'peak RSS (MB)':22s}" + "".join(
-        f"{'n/a' if 'error' in m else format(m['peak_rss_mb'], '.0f'):>26s}" for m in setting["memory"].values()))
+        f"{'n/a' if 'error' in m else format(m['peak_rss_mb'], '.0f'):>28s}" for m in setting["memory"].values()))
     if setting["memory"]["torch_compile"].get("error"):
         print(f"torch_compile: {setting['memory']['torch_compile']['error']}")
     sys.stdout.flush()
@@ -511,8 +557,9 @@ def main(argv: list[str]) -> int:
     report = {"command": shlex.join(["python", *sys.argv]), "argv": sys.argv, "machine": machine_info(),
               "options": {"presets": args.presets, "batch_sizes": args.batch_sizes, "tasks": args.tasks,
                           "steps": args.steps, "repeats": args.repeats, "warmup": args.warmup,
-                          "threads": args.threads, "compile": args.compile, "device": args.device, "quick": args.quick},
-              "method": {"timing": "alternating rounds per item (ort, torch_eager, torch_compile), warm-up rounds "
+                          "threads": args.threads, "compile": args.compile, "int8": args.int8, "device": args.device,
+                          "quick": args.quick},
+              "method": {"timing": "alternating rounds per item (ort, ort_int8, torch_eager, torch_compile), warm-up rounds "
                                    "untimed, time.perf_counter (wall) and time.process_time (cpu, all threads) "
                                    "around the call inside the backend's process",
                          "speedup": "torch median / ort median (_by_min: torch min / ort min); setting-level "
@@ -522,6 +569,9 @@ def main(argv: list[str]) -> int:
               "presets": {}}
     for preset in args.presets:
         folder, export_s = ensure_artifacts(args.cache_dir, preset)
+        folders = {"ort": folder}
+        if args.int8:
+            folders["ort_int8"] = ensure_artifacts(args.cache_dir, preset, int8=True)[0]
         manifest = load_manifest(folder, verify=False)
         entry = report["presets"][preset] = {
             "artifacts": str(folder), "export_s": export_s,
@@ -529,7 +579,7 @@ def main(argv: list[str]) -> int:
             "video_shape": manifest["video"]["shape"], "latent_shape": manifest["latent_shape"], "settings": {}}
         for batch in args.batch_sizes:
             progress(f"{preset}, batch {batch}: starting {args.warmup} warm-up + {args.repeats} timed rounds")
-            setting = entry["settings"][f"batch_{batch}"] = measure_setting(args, folder, batch)
+            setting = entry["settings"][f"batch_{batch}"] = measure_setting(args, folders, batch)
             print_table(preset, setting)
             report["machine"]["load_average_at_end"] = list(os.getloadavg())
             if args.json is not None:

@@ -46,6 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--init-2d", type=Path, default=None, help="2D tokenizer weights (safetensors) to inflate from")
     p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
     p.add_argument("--device", default="auto")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 weights, fp32 quantizer); ~1.5x faster on CPUs with AVX512-BF16")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--eval-every", type=int, default=200)
@@ -108,8 +109,9 @@ def main(argv=None):
         clips = to_tensor(source.sample(args.batch_size, rng)[0], device)
         vq.train()
         r1_scale = float(args.r1_every) if step % args.r1_every == 0 else 0.0
-        logs = tokenizer_train_step(vq, loss_fn, g_opt, d_opt, clips, ema,
-                                    adversarial=step >= args.gan_start, r1_scale=r1_scale)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logs = tokenizer_train_step(vq, loss_fn, g_opt, d_opt, clips, ema,
+                                        adversarial=step >= args.gan_start, r1_scale=r1_scale)
         return {"lr": lr, **logs}
 
     train_loop(step=step, total=args.steps, train_step=train_step,

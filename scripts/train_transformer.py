@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from magvit_onnx.models.checkpoint import load_weights, read_config, save_weights
-from magvit_onnx.models.commit_training import commit_loss, mask_tokens, optimizer_step, task_schedule, tokenize_task
-from magvit_onnx.models.data import clip_source, to_tensor
+from magvit_onnx.models.commit_training import commit_loss, mask_tokens, optimizer_step, task_schedule
+from magvit_onnx.models.data import clip_source
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
 from magvit_onnx.models.training import Progress, load_state, pick_device, save_state, train_loop
 from magvit_onnx.models.transformer import Transformer
@@ -45,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--cond-dropout", type=float, default=None, help="default: the preset's")
     p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
     p.add_argument("--device", default="auto")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the transformer (fp32 weights); ~2x faster on CPUs with AVX512-BF16")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--eval-every", type=int, default=250)
@@ -53,17 +54,20 @@ def parse_args(argv=None):
 
 
 def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, device, chunk: int = 16) -> dict[str, np.ndarray]:
-    """Tokens of every clip and of its condition video for each conditional task: `[N, t, h, w]` int16."""
-    out: dict[str, list[np.ndarray]] = {"inputs": []}
+    """Tokens of every clip (`inputs`) and of its condition video for each conditional task
+    (one key per task): `[N, t, h, w]` int16. Each video is tokenized once, in fp32."""
+    video_tasks = [name for name in config.tasks if tasks.get_task(name).needs_video]
+    out: dict[str, list[np.ndarray]] = {key: [] for key in ["inputs", *video_tasks]}
     progress = Progress(len(clips))
-    for start in range(0, len(clips), chunk):
-        video = to_tensor(clips[start:start + chunk], device)
-        for name in config.tasks:
-            if tasks.get_task(name).needs_video:
-                inputs, cond_inputs, _ = tokenize_task(vq, video, name, config)
-                out.setdefault(name, []).append(cond_inputs.astype(np.int16))
-        out["inputs"].append(inputs.astype(np.int16))
-        progress.report(min(start + chunk, len(clips)), {"tokenized": min(start + chunk, len(clips))})
+    with torch.no_grad():
+        for start in range(0, len(clips), chunk):
+            video = clips[start:start + chunk].astype(np.float32) / 255.0
+            batch = [video] + [tasks.condition(name, video, config.vq.latent_shape)["video"] for name in video_tasks]
+            ids = vq.tokenize(torch.from_numpy(np.concatenate(batch)).to(device)).cpu().numpy().astype(np.int16)
+            for key, part in zip(out, np.split(ids, len(batch))):
+                out[key].append(part)
+            done = min(start + chunk, len(clips))
+            progress.report(done, {"tokenized": done})
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -146,7 +150,8 @@ def main(argv=None):
         task = schedule[step % len(schedule)]
         batch = batch_for(pool, masks, task, rng.integers(0, len(pool["inputs"]), args.batch_size), config, rng, device)
         lr = warmup_cosine(step, args.lr, args.warmup, args.steps)
-        return {"task": task, "lr": lr, **optimizer_step(transformer, optimizer, batch, config, lr)}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            return {"task": task, "lr": lr, **optimizer_step(transformer, optimizer, batch, config, lr)}
 
     train_loop(step=step, total=args.steps, train_step=train_step, evaluate=evaluate, save=save, out=args.out,
                shown=("loss", "val_loss"), log_every=args.log_every, eval_every=args.eval_every,

@@ -51,6 +51,10 @@ def test_quick_json_structure(quick):
         assert positive(entry["speedup_vs_torch_eager"]) and positive(entry["speedup_vs_torch_eager_by_min"])
         assert entry["ort"]["max_abs_diff_vs_torch_eager"] < 1e-3  # same weights, same inputs, same tokens
         assert "error" in entry["torch_compile"]  # --quick skips it, and says so
+        assert positive(entry["ort_int8"]["median_ms"]) and positive(entry["int8_speedup_vs_torch_eager"])
+    for entry in setting["generation"].values():
+        for backend in ("ort", "ort_int8"):
+            assert 0 <= entry[backend]["python_overhead_pct"] < 100
     for backend in ("ort", "torch_eager"):
         memory = setting["memory"][backend]
         assert positive(memory["peak_rss_mb"]) and memory["peak_rss_mb"] >= memory["rss_after_load_mb"]
@@ -58,7 +62,8 @@ def test_quick_json_structure(quick):
 
 def test_quick_prints_table_and_progress(quick):
     _, result = quick
-    assert "eager/ort" in result.stdout and "generation geomean" in result.stdout
+    assert "eager/ort" in result.stdout and "eager/int8" in result.stdout and "generation geomean" in result.stdout
+    assert "python overhead" in result.stdout
     assert "[bench" in result.stderr and "timed round" in result.stderr
 
 

@@ -204,6 +204,25 @@ def test_fp16_graphs_within_stated_tolerances(exported, tmp_path):
     assert out.shape == (1, 8, 32, 32, 3) and np.isfinite(out).all()
 
 
+def test_int8_step_within_stated_tolerance(exported, tmp_path):
+    """`int8=True` quantises the step graph's MatMuls (ORT dynamic quantisation); the
+    tokenizer graphs stay fp32 and exact. Stated tolerance: step probabilities within
+    INT8_PROBS_TOLERANCE of torch fp32; tokens are compared by agreement, not identity."""
+    from magvit_onnx.export.export_all import INT8_PROBS_TOLERANCE
+
+    _, config, vq, transformer = exported
+    export_all(config, vq, transformer, tmp_path, int8=True)
+    manifest = load_manifest(tmp_path)
+    assert manifest["precision"].startswith("fp32, transformer_step int8")
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "transformer_step.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops and ("MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops)
+    report = check_parity(tmp_path, config, vq, transformer, tasks=("frame_prediction",), steps=3)
+    assert report["encoder_token_mismatches"] == 0 and report["decoder_max_abs"] < 1e-4
+    assert report["step_probs_max_abs"] < INT8_PROBS_TOLERANCE
+    with pytest.raises(ValueError, match="not both"):
+        export_all(config, vq, transformer, tmp_path / "x", int8=True, fp16=True)
+
+
 def test_io_binding_path_gives_the_same_results(exported):
     """The IO-binding path (default on CUDA/TensorRT) run on CPU equals plain `run()`."""
     folder = exported[0]

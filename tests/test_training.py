@@ -27,14 +27,14 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     out = run("train_tokenizer.py", "--steps", 2, *common)
     assert "step 2/2" in out and "val_psnr" in out
     assert (tok / "tokenizer.safetensors").is_file() and read_metadata(tok / "tokenizer.safetensors")["step"] == "2"
-    out = run("train_tokenizer.py", "--steps", 3, *common)  # resumes at step 2
+    out = run("train_tokenizer.py", "--steps", 3, "--bf16", *common)  # resumes at step 2, under bf16 autocast
     assert "resumed from" in out and "at step 2" in out
     assert len((tok / "metrics.jsonl").read_text().splitlines()) == 3
     assert read_config(tok / "tokenizer.safetensors").name == "tiny"
 
     tr = tmp_path / "tr"
     out = run("train_transformer.py", "--tokenizer", tok / "tokenizer.safetensors", "--out", tr, "--pool", 4,
-              "--val-pool", 4, "--steps", 2, "--batch-size", 2, "--eval-every", 2, "--log-every", 1)
+              "--val-pool", 4, "--steps", 2, "--batch-size", 2, "--eval-every", 2, "--log-every", 1, "--bf16")
     assert "val_loss" in out and (tr / "tokens.npz").is_file()
     pool = np.load(tr / "tokens.npz")
     assert pool["inputs"].shape == (4, 4, 8, 8) and "inpainting_dv" in pool and "full_generation" not in pool

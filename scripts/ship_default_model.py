@@ -1,0 +1,41 @@
+"""Turn a trained checkpoint into the shipped default model:
+
+    python scripts/ship_default_model.py --weights runs/transformer/model.safetensors
+
+Writes `magvit_onnx/default_model/weights.safetensors` (the weights stored in fp16, half
+the size; the package must stay under 50 MB) and exports the three fp32 ONNX graphs +
+manifest from exactly those fp16-rounded weights into `magvit_onnx/default_model/artifacts`,
+then checks ONNX Runtime against the PyTorch reference (`export_all.py --check`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from magvit_onnx.export.export_all import main as export_main
+from magvit_onnx.models.checkpoint import load_checkpoint, read_metadata, save_weights
+from magvit_onnx.paths import DEFAULT_ARTIFACTS, DEFAULT_WEIGHTS
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", type=Path, required=True, help="model.safetensors from train_transformer.py")
+    p.add_argument("--note", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra metadata stored in the weights (training steps, time, ...)")
+    args = p.parse_args(argv)
+    config, vq, transformer = load_checkpoint(args.weights)
+    metadata = {**read_metadata(args.weights), **dict(note.split("=", 1) for note in args.note),
+                "source": args.weights.name, "stored_dtype": "float16"}
+    metadata.pop("magvit_config")
+    DEFAULT_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(DEFAULT_WEIGHTS, config, {"vq": vq, "transformer": transformer}, metadata, dtype=torch.float16)
+    print(f"wrote {DEFAULT_WEIGHTS} ({DEFAULT_WEIGHTS.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    export_main.main(args=["--weights", str(DEFAULT_WEIGHTS), "--out", str(DEFAULT_ARTIFACTS), "--check"],
+                     prog_name="export_all.py", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()
