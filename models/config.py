@@ -4,8 +4,9 @@
     'B', 'L'  official UCF-101 16x128x128 tokenizer / discriminator / transformer sizes
               (`vqgan3d_ucf101_config`, `maskgvt_ucf101_config`), with our ten-task,
               class-conditional vocabulary (multi-task layout, 101 classes).
-    'tiny'    ours: the UCF architecture at a quarter of the width on 16x64x64 clips,
-              trainable on 2 CPU cores; the shipped default model uses it.
+    'tiny'    ours: the official BAIR 16x64x64 tokenizer layout (channel multipliers
+              (1, 2, 4), latent 4x16x16) at a quarter of the width, and a 4-layer,
+              256-wide transformer; trainable on 2 CPU cores; the shipped default model.
 Pure Python (no torch), so the runtime and manifests can read it too.
 """
 from __future__ import annotations
@@ -151,7 +152,10 @@ PRESETS = {
     "L": lambda: _official("L", 128, TransformerConfig(24, 1024, 16, 4096)),
     "tiny": lambda: MagvitConfig(
         name="tiny",
-        vq=VQConfig(video_shape=(16, 64, 64), filters=16, embedding_dim=64, norm_groups=8),
+        # BAIR's layout: two (2,2,2) poolings, 16x64x64 -> 4x16x16 tokens (a token covers
+        # 4x4x4 pixels; UCF's 8x8 pooling leaves too few bits for small moving objects).
+        vq=VQConfig(video_shape=(16, 64, 64), filters=16, channel_multipliers=(1, 2, 4),
+                    temporal_downsample=(True, True), embedding_dim=64, norm_groups=8),
         # 16x64x64 pools to 1x4x4 after four (2,2,2) blocks, as BAIR's (2,4,4,4).
         discriminator=DiscriminatorConfig(filters=16, channel_multipliers=(2, 4, 4, 4)),
         transformer=TransformerConfig(num_layers=4, hidden_size=256, num_heads=4, mlp_dim=1024),

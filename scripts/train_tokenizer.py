@@ -7,6 +7,8 @@ Adapted to 2 CPU cores (each is an option; `--official` restores the official va
   --gan-start N   the GAN terms start after N steps (official: from step 1)
   --r1-every K    lazy R1, applied every K-th step with cost x K (official: every step)
   --lr            default 4e-4 for the short CPU schedule (official 1e-4)
+  --bf16          bf16 autocast (official: fp32)
+  --hard-pixel-weight W   adds W x the L2 of each video's worst pixels (official: no such term)
 No perceptual loss: its ResNet-50 weights cannot be downloaded here (the official default
 path is None too). Resumes from `OUT/state.pt`; writes `OUT/tokenizer.safetensors` (EMA
 weights), `OUT/metrics.jsonl`; progress to stderr. Uses CUDA when present.
@@ -43,6 +45,11 @@ def parse_args(argv=None):
     p.add_argument("--gan-start", type=int, default=2000)
     p.add_argument("--r1-every", type=int, default=4)
     p.add_argument("--official", action="store_true", help="official lr 1e-4, GAN from step 1, R1 every step")
+    p.add_argument("--hard-pixel-weight", type=float, default=0.0,
+                   help="weight of the worst-pixels L2 term (ours; 0 = official objective)")
+    p.add_argument("--hard-pixel-fraction", type=float, default=0.05, help="share of each video's pixels it covers")
+    p.add_argument("--ema-decay", type=float, default=0.999, help="EMA of the generator (official 0.999; a "
+                   "short run wants a shorter horizon)")
     p.add_argument("--init-2d", type=Path, default=None, help="2D tokenizer weights (safetensors) to inflate from")
     p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
     p.add_argument("--device", default="auto")
@@ -79,9 +86,10 @@ def main(argv=None):
         from safetensors.torch import load_file
         inflate_2d_to_3d({k.removeprefix("vq."): v for k, v in load_file(str(args.init_2d)).items()}, vq)
     discriminator = StyleGANDiscriminator(config.discriminator, config.vq.video_shape).to(device)
-    loss_fn = TokenizerLoss(discriminator).to(device)
+    loss_fn = TokenizerLoss(discriminator, hard_pixel_weight=args.hard_pixel_weight,
+                            hard_pixel_fraction=args.hard_pixel_fraction).to(device)
     g_opt, d_opt = vq_optimizers(vq, discriminator, lr=args.lr)
-    ema = EMA(vq)
+    ema = EMA(vq, args.ema_decay)
     rng = np.random.default_rng(args.seed)
     step = 0
     state = load_state(args.out / "state.pt", device)
@@ -118,7 +126,7 @@ def main(argv=None):
                evaluate=lambda: {"val_psnr": evaluate(ema.model, val_clips),
                                  "val_psnr_raw": evaluate(vq.eval(), val_clips)},  # the EMA lags early on
                save=save, out=args.out,
-               shown=("g_loss", "reconstruction_loss", "d_loss", "val_psnr", "val_psnr_raw"), log_every=args.log_every,
+               shown=("g_loss", "reconstruction_loss", "hard_pixel_loss", "d_loss", "val_psnr", "val_psnr_raw"), log_every=args.log_every,
                eval_every=args.eval_every, save_every=args.save_every, time_limit=args.time_limit)
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from magvit_onnx.models.config import get_config
 from magvit_onnx.models.discriminator import StyleGANDiscriminator
 from magvit_onnx.models.inflation import inflate_2d_to_3d
 from magvit_onnx.models.losses import (
-    EMA, LeCam, TokenizerLoss, discriminator_adversarial_loss, generator_adversarial_loss,
+    EMA, LeCam, TokenizerLoss, discriminator_adversarial_loss, generator_adversarial_loss, hard_pixel_loss,
     perceptual_loss, r1_penalty, reconstruction_loss, tokenizer_train_step, vq_optimizers)
 from magvit_onnx.models.vqvae import (
     Downsample, ResBlock, Upsample, VQVAE, avg_pool_same, entropy_loss)
@@ -54,7 +54,7 @@ def test_shapes_and_latent_grid():
     assert vq.detokenize(ids).shape == video.shape
     reconstruction, losses, train_ids = vq(video)
     assert reconstruction.shape == video.shape and torch.equal(train_ids, ids)
-    assert get_config("tiny").vq.latent_shape == (4, 8, 8)
+    assert get_config("tiny").vq.latent_shape == (4, 16, 16)  # BAIR layout
     assert get_config("B").vq.latent_shape == (4, 16, 16)
 
 
@@ -313,6 +313,26 @@ def test_tokenizer_loss_terms():
     assert loss_fn.lecam.ema_real.item() == 0  # LeCam off: EMAs untouched, as officially
     assert g_loss.item() == pytest.approx(logs["reconstruction_loss"] + logs["g_adversarial_loss"] + logs["quantizer_loss"], rel=1e-5)
     assert d_loss.item() == pytest.approx(logs["d_adversarial_loss"] + logs["grad_penalty"], rel=1e-5)
+
+
+def test_hard_pixel_loss_weights_the_worst_pixels():
+    real = torch.zeros(2, 2, 4, 4, 3)
+    fake = real.clone()
+    fake[0, 0, 0, 0] = 1.0  # one wrong pixel (all channels) in video 0, none in video 1
+    # fraction 1/32 of 32 pixels = the single worst pixel per video: errors 1 and 0
+    assert hard_pixel_loss(real, fake, 1 / 32).item() == pytest.approx(0.5)
+    assert hard_pixel_loss(real, fake, 1.0).item() == pytest.approx(F.mse_loss(fake, real).item())
+    torch.manual_seed(0)
+    cfg = small_vq()
+    vq, d = VQVAE(cfg), StyleGANDiscriminator(get_config("tiny").discriminator, cfg.video_shape)
+    video = clip(cfg.video_shape)
+    reconstruction, quantizer_losses, _ = vq(video)
+    g_loss, _, logs = TokenizerLoss(d, hard_pixel_weight=0.5)(video, reconstruction, quantizer_losses,
+                                                             adversarial=False)
+    assert logs["hard_pixel_loss"] > 0.5 * logs["reconstruction_loss"]  # the worst 5 % are above the mean
+    assert g_loss.item() == pytest.approx(logs["reconstruction_loss"] + logs["quantizer_loss"]
+                                          + logs["hard_pixel_loss"], rel=1e-5)
+    assert "hard_pixel_loss" not in TokenizerLoss(d)(video, reconstruction, quantizer_losses, adversarial=False)[2]
 
 
 def test_optimizers_and_ema():

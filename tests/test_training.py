@@ -37,7 +37,7 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
               "--val-pool", 4, "--steps", 2, "--batch-size", 2, "--eval-every", 2, "--log-every", 1, "--bf16")
     assert "val_loss" in out and (tr / "tokens.npz").is_file()
     pool = np.load(tr / "tokens.npz")
-    assert pool["inputs"].shape == (4, 4, 8, 8) and "inpainting_dv" in pool and "full_generation" not in pool
+    assert pool["inputs"].shape == (4, 4, 16, 16) and "inpainting_dv" in pool and "full_generation" not in pool
     assert read_metadata(tr / "model.safetensors")["step"] == "2"
 
     art = tmp_path / "art"

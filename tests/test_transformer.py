@@ -24,7 +24,7 @@ K = 1024
 
 
 def small_config(**transformer):
-    """'tiny' (256 latent tokens, V = 1051, seq_len 258) with a 2-layer, 64-wide BERT."""
+    """'tiny' (1024 latent tokens, V = 1051, seq_len 1026) with a 2-layer, 64-wide BERT."""
     t = dict(num_layers=2, hidden_size=64, num_heads=2, mlp_dim=128)
     t.update(transformer)
     return dataclasses.replace(get_config("tiny"), transformer=TransformerConfig(**t))
