@@ -1,4 +1,5 @@
 """Training scripts end to end (a few steps), resume, data sources, export of the result."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,12 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert "resumed from" in out and "at step 2" in out
     assert len((tok / "metrics.jsonl").read_text().splitlines()) == 3
     assert read_config(tok / "tokenizer.safetensors").name == "tiny"
+    run("evaluate_tokenizer.py", "--weights", tok / "tokenizer.safetensors", "--count", 2, "--json", tmp_path / "tok.json")
+    report = json.loads((tmp_path / "tok.json").read_text())
+    assert report["step"] == "3" and report["psnr"] > 0 and 0 <= report["ssim"] <= 1
+    assert set(report["unknown_region_mse"]) == {"frame_prediction", "frame_interpolation", "outpainting_c",
+                                                 "outpainting_v", "outpainting_h", "outpainting_dv", "inpainting_c",
+                                                 "inpainting_dv", "frame_prediction_c"}
 
     tr = tmp_path / "tr"
     out = run("train_transformer.py", "--tokenizer", tok / "tokenizer.safetensors", "--out", tr, "--pool", 4,
