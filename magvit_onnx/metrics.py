@@ -12,6 +12,13 @@ def as_float(video) -> np.ndarray:
     return video.astype(np.float32) / 255.0 if video.dtype == np.uint8 else video.astype(np.float32)
 
 
+def unknown_mse(truth: np.ndarray, guess: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
+    """Per-clip mean squared error over the pixels outside the condition region."""
+    unknown = ~np.broadcast_to(video_mask, truth.shape[:4] + (1,))
+    err = (as_float(truth) - as_float(guess)) ** 2
+    return (err * unknown).sum(axis=(1, 2, 3, 4)) / (3 * unknown.sum(axis=(1, 2, 3, 4)))
+
+
 def psnr(real, fake) -> np.ndarray:
     """Per-video PSNR `[B]`: per frame -10 log10(mean squared error over H, W, C), data range 1,
     no epsilon (identical frames give inf), averaged over the frames."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from magvit_onnx import synthetic
 from magvit_onnx.generator import Generator
-from magvit_onnx.metrics import as_float, frechet_distance, psnr, ssim
+from magvit_onnx.metrics import as_float, frechet_distance, psnr, ssim, unknown_mse
 from magvit_onnx.runtime import tasks
 
 
@@ -40,13 +40,6 @@ def clip_features(video: np.ndarray) -> np.ndarray:
     x = as_float(video[None])[0]
     return np.array([*f["velocity"], f["skew"], f["found"] / len(x), *x.mean(axis=(0, 1, 2)),
                      *x.std(axis=(0, 1, 2)), np.abs(np.diff(x, axis=0)).mean()], np.float64)
-
-
-def unknown_mse(truth: np.ndarray, guess: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
-    """Per-clip mean squared error over the pixels outside the condition region."""
-    unknown = ~np.broadcast_to(video_mask, truth.shape[:4] + (1,))
-    err = (as_float(truth) - as_float(guess)) ** 2
-    return (err * unknown).sum(axis=(1, 2, 3, 4)) / (3 * unknown.sum(axis=(1, 2, 3, 4)))
 
 
 def in_batches(fn, count: int, batch: int):

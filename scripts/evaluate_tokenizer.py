@@ -19,15 +19,10 @@ import numpy as np
 import torch
 
 from magvit_onnx import synthetic
-from magvit_onnx.metrics import as_float, psnr, ssim
+from magvit_onnx.metrics import as_float, psnr, ssim, unknown_mse
 from magvit_onnx.models.checkpoint import load_weights, read_config, read_metadata
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
-
-
-def unknown_mse(truth: np.ndarray, guess: np.ndarray, video_mask: np.ndarray) -> float:
-    unknown = ~np.broadcast_to(video_mask, truth.shape[:4] + (1,))
-    return float((((as_float(truth) - as_float(guess)) ** 2) * unknown).sum() / (3 * unknown.sum()))
 
 
 @torch.inference_mode()
@@ -59,8 +54,8 @@ def main(argv=None):
         if tasks.get_task(name).needs_video:
             cond = tasks.condition(name, as_float(clips), config.vq.latent_shape)
             report["unknown_region_mse"][name] = {
-                "baseline": unknown_mse(clips, np.clip(cond["video"], 0, 1), cond["video_mask"]),
-                "reconstruction_only": unknown_mse(clips, recon, cond["video_mask"])}
+                "baseline": float(unknown_mse(clips, np.clip(cond["video"], 0, 1), cond["video_mask"]).mean()),
+                "reconstruction_only": float(unknown_mse(clips, recon, cond["video_mask"]).mean())}
     report["command"] = " ".join(["python scripts/evaluate_tokenizer.py", *(argv or sys.argv[1:])])
     text = json.dumps(report, indent=2)
     if args.json:
