@@ -24,8 +24,10 @@ INT8_PROBS_TOLERANCE = 0.1  # max abs difference of the int8 step's probabilitie
 @click.option("--fp16", is_flag=True, help="fp16 weights and math, float32 inputs/outputs.")
 @click.option("--int8", is_flag=True, help="int8 transformer step (ORT dynamic quantisation) for CPUs; fp32 tokenizer.")
 @click.option("--check", is_flag=True, help="Measure parity with the PyTorch reference after export.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random init (no weights).")
-def main(preset, weights, out, opset, fp16, int8, check, seed):
+@click.option("--random-init", is_flag=True,
+              help="Export a seeded random init even where a default model ships (tests, benchmarks).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random init.")
+def main(preset, weights, out, opset, fp16, int8, check, random_init, seed):
     """Export the three ONNX graphs and the manifest of a MAGVIT model."""
     from magvit_onnx.export.exporter import export_all, seeded_random_models
     from magvit_onnx.export.parity import check_parity
@@ -34,7 +36,10 @@ def main(preset, weights, out, opset, fp16, int8, check, seed):
     from magvit_onnx.paths import DEFAULT_WEIGHTS
     from magvit_onnx.runtime.artifacts import sha256
 
-    if weights is None and DEFAULT_WEIGHTS.is_file() and preset in (None, read_config(DEFAULT_WEIGHTS).name):
+    if random_init and weights is not None:
+        raise click.BadParameter("give --weights or --random-init, not both", param_hint="--random-init")
+    if (weights is None and not random_init and DEFAULT_WEIGHTS.is_file()
+            and preset in (None, read_config(DEFAULT_WEIGHTS).name)):
         weights = DEFAULT_WEIGHTS
     if weights is not None:
         if not weights.is_file():
@@ -45,9 +50,9 @@ def main(preset, weights, out, opset, fp16, int8, check, seed):
         source = {"path": weights.name, "sha256": sha256(weights), "random_init": False}
     else:
         config = get_config(preset or "tiny")
-        click.secho(f"WARNING: no weights given and no shipped default model for preset {config.name!r}: "
-                    f"exporting a RANDOM init (seed {seed}). It generates noise; use it for tests and "
-                    "benchmarks only.", fg="yellow", err=True)
+        reason = "--random-init" if random_init else f"no weights given and no shipped default model for preset {config.name!r}"
+        click.secho(f"WARNING: {reason}: exporting a RANDOM init (seed {seed}). It generates noise; use it "
+                    "for tests and benchmarks only.", fg="yellow", err=True)
         vq, transformer = seeded_random_models(config, seed)
         source = {"path": None, "sha256": None, "random_init": True, "seed": seed}
     if fp16 and int8:

@@ -181,16 +181,10 @@ class ModelFacts:
     @classmethod
     def load(cls, artifacts: str | os.PathLike | None) -> "ModelFacts":
         """Read the manifest of `artifacts` (None: the shipped default model); raises ArtifactError."""
-        from magvit_onnx.paths import DEFAULT_ARTIFACTS
-        from magvit_onnx.runtime.artifacts import ArtifactError, load_manifest
+        from magvit_onnx.paths import default_artifacts
+        from magvit_onnx.runtime.artifacts import load_manifest
 
-        if artifacts is None:
-            if not (DEFAULT_ARTIFACTS / "manifest.json").is_file():
-                raise ArtifactError("no default model is shipped in this installation "
-                                    f"({DEFAULT_ARTIFACTS} is missing); pass --artifacts DIR made by "
-                                    "`python export/export_all.py --out DIR`")
-            artifacts = DEFAULT_ARTIFACTS
-        folder = Path(artifacts)
+        folder = default_artifacts() if artifacts is None else Path(artifacts)
         manifest = load_manifest(folder, verify=False)  # format version; sha256s are checked by Generator
         return cls(folder=folder, tasks=dict(manifest["tasks"]), num_classes=len(manifest["classes"]),
                    video_shape=tuple(manifest["video"]["shape"]), latent_shape=tuple(manifest["latent_shape"]),
@@ -932,6 +926,14 @@ class Runner:
     def invalid(self, bad: Invalid) -> None:
         self.record(self.row(None, status="error", invalid=bad, error=bad.error), 0)
 
+    def record_invalid_lines(self, fail_fast: bool) -> bool:
+        """Report every invalid line of the plan; True when --fail-fast stops the run at one."""
+        for bad in self.plan.invalid:
+            self.invalid(bad)
+            if fail_fast:
+                return True
+        return False
+
     def fail(self, job: Job, error: BaseException | str, **kwargs) -> None:
         text = error if isinstance(error, str) else describe(error)
         self.record(self.row(job, status="error", error=text, **kwargs), job.num_videos)
@@ -1080,11 +1082,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
                      f"{workers} worker{'s' if workers > 1 else ''}"
                      + (f", {runner.provider}" if runner.provider else "") + f") -> {report_path}")
     try:
-        for bad in the_plan.invalid:
-            runner.invalid(bad)
-            if fail_fast:
-                summary.stopped = True
-                break
+        summary.stopped = runner.record_invalid_lines(fail_fast)
         if not summary.stopped:
             summary.stopped = _run_groups(runner, groups(the_plan.pending, batch_size, facts.decoding),
                                           workers, fail_fast)

@@ -17,9 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from magvit_onnx.paths import DEFAULT_ARTIFACTS
+from magvit_onnx.paths import default_artifacts
 from magvit_onnx.runtime import tasks as task_registry
-from magvit_onnx.runtime.artifacts import ArtifactError
 from magvit_onnx.runtime.pipeline import Pipeline
 from magvit_onnx.runtime.schedule import mask_ratio
 
@@ -29,13 +28,7 @@ class Generator:
                  intra_op_num_threads: int = 0):
         """Load an artifacts folder (None: the shipped default model) on `providers`
         ('cpu', 'cuda', 'tensorrt', a list of them, or (name, options) pairs)."""
-        if artifacts is None:
-            if not (DEFAULT_ARTIFACTS / "manifest.json").is_file():
-                raise ArtifactError("no default model is shipped in this installation "
-                                    f"({DEFAULT_ARTIFACTS} is missing); pass an artifacts folder made by "
-                                    "`python export/export_all.py --out DIR`")
-            artifacts = DEFAULT_ARTIFACTS
-        self.artifacts = Path(artifacts)
+        self.artifacts = default_artifacts() if artifacts is None else Path(artifacts)
         self._pipeline = Pipeline.from_artifacts(self.artifacts, providers, allow_fallback=allow_fallback,
                                                  intra_op_num_threads=intra_op_num_threads)
         self.manifest = self._pipeline.manifest

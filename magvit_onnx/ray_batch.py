@@ -117,11 +117,7 @@ def run_ray(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=N
                      f"{len(the_plan.invalid)} invalid (shard {shard[0]}/{shard[1]}, batch size {batch_size}, "
                      f"{workers} workers) -> {report.path}")
     try:
-        for bad in the_plan.invalid:
-            runner.invalid(bad)
-            if fail_fast:
-                summary.stopped = True
-                break
+        summary.stopped = runner.record_invalid_lines(fail_fast)
         if the_plan.pending and not summary.stopped:
             if not ray.is_initialized():
                 ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)

@@ -49,10 +49,10 @@ def main(argv=None):
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     reference, candidate = Pipeline.from_artifacts(args.reference), Pipeline.from_artifacts(args.candidate)
-    if reference.manifest["weights"]["sha256"] != candidate.manifest["weights"]["sha256"]:
+    if reference.manifest["weights"] != candidate.manifest["weights"]:
         p.error("the two folders were exported from different weights")
     clips, labels = synthetic.make_dataset("test", args.count)
-    clips = clips.astype(np.float32) / 255
+    clips = synthetic.resize_clips(clips, tuple(reference.manifest["video"]["shape"])).astype(np.float32) / 255
     report = {"reference": {"artifacts": str(args.reference), "precision": reference.manifest["precision"]},
               "candidate": {"artifacts": str(args.candidate), "precision": candidate.manifest["precision"]},
               "count": args.count, "first_step": first_step_agreement(reference, candidate, args.count, args.seed),

@@ -5,6 +5,11 @@
 Runs each graph `--runs` times on the inputs of one generation step (random video, a first
 COMMIT step of class-conditional generation), with the session options the runtime uses,
 and sums the kernel time per operator type. numpy + onnxruntime only.
+
+`--fused` also profiles the step graph after ONNX Runtime's transformer optimizer
+(`optimize_model(model_type="bert")`: fused Attention, SkipLayerNormalization, BiasGelu;
+needs the `onnx` package) and reports which fusions matched, to decide whether shipping a
+fused step graph pays on this CPU.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ def profile(path: Path, feeds: dict, runs: int, threads: int) -> dict:
     options.enable_profiling = True
     options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / path.stem)
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feeds = {i.name: feeds[i.name] for i in session.get_inputs()}  # the optimizer may drop unused inputs
     session.run(None, feeds)  # warm-up, then only the timed runs below count
     start_ns = session.get_profiling_start_time_ns()
     for _ in range(runs):
@@ -72,6 +78,18 @@ def profile(path: Path, feeds: dict, runs: int, threads: int) -> dict:
     return {"kernel_ms_per_run": total / runs, "ops": ops, "profile_start_ns": start_ns}
 
 
+def fuse_step_graph(path: Path, manifest: dict) -> tuple[Path, dict[str, int]]:
+    """The step graph through ORT's transformer optimizer; returns its path and fusion counts."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    transformer = manifest["config"]["transformer"]
+    model = optimize_model(str(path), model_type="bert", num_heads=transformer["num_heads"],
+                           hidden_size=transformer["hidden_size"], use_gpu=False)
+    fused = Path(tempfile.mkdtemp()) / "transformer_step_fused.onnx"
+    model.save_model_to_file(str(fused))
+    return fused, {op: n for op, n in model.get_fused_operator_statistics().items() if n}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS)
@@ -79,6 +97,7 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: ORT's default)")
     p.add_argument("--top", type=int, default=8, help="operator types printed per graph")
+    p.add_argument("--fused", action="store_true", help="also the step graph after ORT's transformer optimizer")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     manifest = load_manifest(args.artifacts)
@@ -86,8 +105,13 @@ def main(argv=None):
     report = {"artifacts": str(args.artifacts), "precision": manifest["precision"], "batch": args.batch,
               "runs": args.runs, "command": " ".join(["python scripts/profile_graphs.py", *(argv or sys.argv[1:])]),
               "graphs": {}}
-    for name in GRAPHS:
-        result = profile(args.artifacts / manifest["graphs"][name]["filename"], feeds[name], args.runs, args.threads)
+    paths = {name: args.artifacts / manifest["graphs"][name]["filename"] for name in GRAPHS}
+    if args.fused:
+        paths["transformer_step_fused"], report["fusions"] = fuse_step_graph(paths["transformer_step"], manifest)
+        feeds["transformer_step_fused"] = feeds["transformer_step"]
+        print(f"transformer optimizer fusions: {report['fusions']}", file=sys.stderr)
+    for name, path in paths.items():
+        result = profile(path, feeds[name], args.runs, args.threads)
         result.pop("profile_start_ns")
         report["graphs"][name] = result
         print(f"{name}: {result['kernel_ms_per_run']:.1f} ms of kernels per run", file=sys.stderr)

@@ -5,7 +5,8 @@
 Writes `magvit_onnx/default_model/weights.safetensors` (the weights stored in fp16, half
 the size; the package must stay under 50 MB) and exports the three fp32 ONNX graphs +
 manifest from exactly those fp16-rounded weights into `magvit_onnx/default_model/artifacts`,
-then checks ONNX Runtime against the PyTorch reference (`export_all.py --check`).
+then checks ONNX Runtime against the PyTorch reference (`export_all.py --check`; exits 1
+when parity fails).
 """
 from __future__ import annotations
 
@@ -17,24 +18,27 @@ import torch
 
 from magvit_onnx.export.export_all import main as export_main
 from magvit_onnx.models.checkpoint import load_checkpoint, read_metadata, save_weights
-from magvit_onnx.paths import DEFAULT_ARTIFACTS, DEFAULT_WEIGHTS
+from magvit_onnx.paths import DEFAULT_MODEL
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, required=True, help="model.safetensors from train_transformer.py")
+    p.add_argument("--out", type=Path, default=DEFAULT_MODEL,
+                   help="model folder to write: weights.safetensors + artifacts/ (default: the package's)")
     p.add_argument("--note", action="append", default=[], metavar="KEY=VALUE",
                    help="extra metadata stored in the weights (training steps, time, ...)")
     args = p.parse_args(argv)
     config, vq, transformer = load_checkpoint(args.weights)
     metadata = {**read_metadata(args.weights), **dict(note.split("=", 1) for note in args.note),
                 "source": args.weights.name, "stored_dtype": "float16"}
-    metadata.pop("magvit_config")
-    DEFAULT_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(DEFAULT_WEIGHTS, config, {"vq": vq, "transformer": transformer}, metadata, dtype=torch.float16)
-    print(f"wrote {DEFAULT_WEIGHTS} ({DEFAULT_WEIGHTS.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    export_main.main(args=["--weights", str(DEFAULT_WEIGHTS), "--out", str(DEFAULT_ARTIFACTS), "--check"],
-                     prog_name="export_all.py", standalone_mode=True)
+    metadata.pop("magvit_config")  # save_weights writes the config itself
+    weights = args.out / "weights.safetensors"
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_weights(weights, config, {"vq": vq, "transformer": transformer}, metadata, dtype=torch.float16)
+    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    export_main.main(args=["--weights", str(weights), "--out", str(args.out / "artifacts"), "--check"],
+                     prog_name="export_all.py", standalone_mode=False)
 
 
 if __name__ == "__main__":

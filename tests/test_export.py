@@ -26,6 +26,7 @@ from magvit_onnx.runtime.pipeline import Pipeline
 from magvit_onnx.runtime.providers import ProviderError
 from magvit_onnx.runtime.tasks import TASKS
 
+ROOT = Path(__file__).resolve().parents[1]
 GRAPH_FILES = ("vq_encoder.onnx", "transformer_step.onnx", "vq_decoder.onnx")
 
 
@@ -170,8 +171,8 @@ def test_missing_provider_is_loud(exported):
 
 def test_export_cli(tmp_path):
     out = tmp_path / "a"
-    script = Path(__file__).resolve().parents[1] / "export" / "export_all.py"
-    result = subprocess.run([sys.executable, str(script), "--preset", "tiny", "--out", str(out), "--check"],
+    script = ROOT / "export" / "export_all.py"
+    result = subprocess.run([sys.executable, str(script), "--preset", "tiny", "--random-init", "--out", str(out), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RANDOM init" in result.stderr and "parity check passed" in result.stderr
@@ -180,6 +181,9 @@ def test_export_cli(tmp_path):
     bad = subprocess.run([sys.executable, str(script), "--out", str(out), "--opset", "13"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "opset" in bad.stderr
+    both = subprocess.run([sys.executable, str(script), "--out", str(out), "--random-init", "--weights", str(script)],
+                          capture_output=True, text=True)
+    assert both.returncode == 2 and "not both" in both.stderr
 
 
 def test_fp16_graphs_within_stated_tolerances(exported, tmp_path):
@@ -221,6 +225,36 @@ def test_int8_step_within_stated_tolerance(exported, tmp_path):
     assert report["step_probs_max_abs"] < INT8_PROBS_TOLERANCE
     with pytest.raises(ValueError, match="not both"):
         export_all(config, vq, transformer, tmp_path / "x", int8=True, fp16=True)
+
+
+def run_script(name, *args):
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_compare_artifacts_measures_token_agreement(exported, tmp_path):
+    folder, config, vq, transformer = exported
+    export_all(config, vq, transformer, tmp_path / "int8", int8=True)
+    same = json.loads(run_script("compare_artifacts.py", "--reference", folder, "--candidate", folder,
+                                 "--count", 2).stdout)
+    assert same["first_step"] == 1.0 and set(same["generation"].values()) == {1.0}
+    assert set(same["generation"]) == set(config.tasks)
+    run_script("compare_artifacts.py", "--reference", folder, "--candidate", tmp_path / "int8", "--count", 2,
+               "--json", tmp_path / "agreement.json")
+    report = json.loads((tmp_path / "agreement.json").read_text())
+    assert report["candidate"]["precision"].startswith("fp32, transformer_step int8")
+    assert 0.0 < report["first_step"] <= 1.0 and 0.0 < report["generation_mean"] <= 1.0
+
+
+def test_profile_graphs_reports_operators_and_fusions(exported, tmp_path):
+    run_script("profile_graphs.py", "--artifacts", exported[0], "--runs", 1, "--fused", "--json", tmp_path / "p.json")
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert set(report["graphs"]) == {"vq_encoder", "transformer_step", "vq_decoder", "transformer_step_fused"}
+    assert "Conv" in report["graphs"]["vq_encoder"]["ops"] and "MatMul" in report["graphs"]["transformer_step"]["ops"]
+    assert report["fusions"].get("Attention") == exported[1].transformer.num_layers  # one per layer
+    assert "Attention" in report["graphs"]["transformer_step_fused"]["ops"]
 
 
 def test_io_binding_path_gives_the_same_results(exported):

@@ -1,4 +1,4 @@
-"""Training scripts end to end (a few steps), resume, data sources, export of the result."""
+"""Training scripts end to end (a few steps), resume, data sources, shipping the result."""
 import json
 import subprocess
 import sys
@@ -47,9 +47,12 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert pool["inputs"].shape == (4, 4, 16, 16) and "inpainting_dv" in pool and "full_generation" not in pool
     assert read_metadata(tr / "model.safetensors")["step"] == "2"
 
-    art = tmp_path / "art"
-    run("../export/export_all.py", "--weights", tr / "model.safetensors", "--out", art)
-    g = Generator(art)
+    shipped = tmp_path / "shipped"  # fp16-stored weights + fp32 graphs exported from them, parity-checked
+    out = run("ship_default_model.py", "--weights", tr / "model.safetensors", "--out", shipped, "--note", "hours=0.1")
+    assert "parity check passed" in out
+    meta = read_metadata(shipped / "weights.safetensors")
+    assert meta["stored_dtype"] == "float16" and meta["hours"] == "0.1" and meta["step"] == "2"
+    g = Generator(shipped / "artifacts")
     assert g.manifest["weights"]["random_init"] is False and len(g.manifest["weights"]["sha256"]) == 64
     assert g.generate("CG", class_id=3, seed=0, steps=2).shape == (1, 16, 64, 64, 3)
 
