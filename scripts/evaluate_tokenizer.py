@@ -1,6 +1,6 @@
 """Evaluate a trained tokenizer alone (PyTorch), before any transformer exists:
 
-    python scripts/evaluate_tokenizer.py --weights magvit_onnx/default_model/tokenizer.safetensors --json tok.json
+    python scripts/evaluate_tokenizer.py --weights magvit_onnx/default_model/weights.safetensors --json tok.json
 
 On held-out synthetic test clips: PSNR and SSIM of tokenize -> detokenize (official
 definitions, uint8 in and out, as scripts/evaluate.py), the analytic classifier's
