@@ -4,6 +4,9 @@ Videos are float in [0, 1] (or uint8), `[B, T, H, W, 3]`.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 
@@ -62,3 +65,11 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     eigenvalues = np.linalg.eigvals(s_a @ s_b)
     covmean_trace = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * covmean_trace)
+
+
+def emit_report(report: dict, path: Path | None) -> None:
+    """Print an evaluation report as JSON, and write it to `path` too when one is given."""
+    text = json.dumps(report, indent=2)
+    if path:
+        Path(path).write_text(text + "\n")
+    print(text)

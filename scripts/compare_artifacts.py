@@ -13,13 +13,13 @@ numpy + onnxruntime only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from magvit_onnx import synthetic
+from magvit_onnx.metrics import emit_report
 from magvit_onnx.runtime import tasks
 from magvit_onnx.runtime.masking import MASK_TOKEN
 from magvit_onnx.runtime.pipeline import Pipeline
@@ -66,10 +66,7 @@ def main(argv=None):
         report["generation"][name] = float((a == b).mean())
         print(f"{name}: {report['generation'][name]:.4f} of tokens equal", file=sys.stderr)
     report["generation_mean"] = float(np.mean(list(report["generation"].values())))
-    text = json.dumps(report, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Measures, on test clips the model never saw:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 
 from magvit_onnx import synthetic
 from magvit_onnx.generator import Generator
-from magvit_onnx.metrics import as_float, frechet_distance, psnr, ssim, unknown_mse
+from magvit_onnx.metrics import as_float, emit_report, frechet_distance, psnr, ssim, unknown_mse
 from magvit_onnx.runtime import tasks
 
 
@@ -104,10 +103,7 @@ def main(argv=None):
                       lambda line: print(line, file=sys.stderr, flush=True))
     report |= {"artifacts": str(generator.artifacts), "providers": generator.providers,
                "command": " ".join(["python scripts/evaluate.py", *(argv or sys.argv[1:])])}
-    text = json.dumps(report, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

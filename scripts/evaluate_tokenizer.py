@@ -11,7 +11,6 @@ beside the trivial baseline: the floor a transformer on this tokenizer cannot go
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from magvit_onnx import synthetic
-from magvit_onnx.metrics import as_float, psnr, ssim, unknown_mse
+from magvit_onnx.metrics import as_float, emit_report, psnr, ssim, unknown_mse
 from magvit_onnx.models.checkpoint import load_weights, read_config, read_metadata
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
@@ -57,10 +56,7 @@ def main(argv=None):
                 "baseline": float(unknown_mse(clips, np.clip(cond["video"], 0, 1), cond["video_mask"]).mean()),
                 "reconstruction_only": float(unknown_mse(clips, recon, cond["video_mask"]).mean())}
     report["command"] = " ".join(["python scripts/evaluate_tokenizer.py", *(argv or sys.argv[1:])])
-    text = json.dumps(report, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":
