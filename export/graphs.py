@@ -49,16 +49,21 @@ def filter_logits(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor
 
     top-k keeps logits >= the k-th largest; top-p keeps logits >= the logit at index
     `#(cumulative sorted probs < p)` (official rule), the rest become FILTERED.
+    Only as many sorted logits as the filters need are computed (a run-time TopK width):
+    all of them for top-p, k for top-k, one when both are off. Sorting every class at
+    every position for nothing was a quarter of the step's time.
     """
     num_classes = logits.shape[-1]
-    ordered = torch.sort(logits, dim=-1, descending=True).values  # (B, N, K)
-    k = torch.where(top_k > 0, torch.clamp(top_k, max=num_classes), torch.full_like(top_k, num_classes))
-    kth = ordered.gather(-1, (k - 1).reshape(1, 1, 1).expand(*ordered.shape[:2], 1))
-    # p outside (0, 1) disables the filter: every cumulative prob is then < p.
-    p = torch.where((top_p > 0) & (top_p < 1), top_p, torch.full_like(top_p, 2.0))
+    use_k, use_p = top_k > 0, (top_p > 0) & (top_p < 1)
+    k = torch.clamp(top_k, min=1, max=num_classes)
+    width = torch.where(use_p, torch.full_like(top_k, num_classes), torch.where(use_k, k, torch.ones_like(top_k)))
+    ordered = torch.topk(logits, width, dim=-1).values  # (B, N, width), descending
+    index_shape = (*ordered.shape[:2], 1)
+    none = torch.full(index_shape, float("-inf"), dtype=logits.dtype, device=logits.device)
+    kth = ordered.gather(-1, torch.where(use_k, k - 1, 0).reshape(1, 1, 1).expand(index_shape))
     cumulative = torch.cumsum(torch.softmax(ordered, dim=-1), dim=-1)
-    cut = torch.clamp((cumulative < p).sum(-1, keepdim=True), max=num_classes - 1)
-    threshold = torch.maximum(kth, ordered.gather(-1, cut))
+    cut = torch.minimum((cumulative < top_p).sum(-1, keepdim=True), width - 1)
+    threshold = torch.maximum(torch.where(use_k, kth, none), torch.where(use_p, ordered.gather(-1, cut), none))
     return torch.where(logits < threshold, torch.full_like(logits, FILTERED), logits)
 
 
@@ -68,7 +73,9 @@ MASK31 = 2 ** 31 - 1
 def hash31(x: torch.Tensor) -> torch.Tensor:
     """Integer hash of int64 values in [0, 2^31): two multiply-xorshift rounds (constant
     0x45d9f3b). Products stay below 2^59 and shifts are floor divisions, so the result is
-    exact and identical in torch and in every ONNX Runtime provider."""
+    exact and identical in torch and in every ONNX Runtime provider. (Floor division
+    exports as integer Div + Mod; `rounding_mode="trunc"` would export through float32
+    and lose bits, a right shift through uint64 casts is slower.)"""
     for _ in range(2):
         x = torch.bitwise_and(torch.bitwise_xor(x, x // 65536) * 0x45D9F3B, MASK31)
     return torch.bitwise_xor(x, x // 65536)

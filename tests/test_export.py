@@ -127,6 +127,23 @@ def test_in_graph_sampling_follows_the_softmax():
     assert (filter_logits(logits, torch.tensor(0), torch.tensor(0.0)) == logits).all()
 
 
+def test_step_sorts_only_what_the_filters_need(exported):
+    """The step's one TopK takes its width from top_k / top_p at run time (1 when both are
+    off), never the whole vocabulary as a constant: the full sort was a quarter of a step."""
+    graph = onnx.load(str(exported[0] / "transformer_step.onnx")).graph
+    (topk,) = [n for n in graph.node if n.op_type == "TopK"]
+    constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    assert topk.input[1] not in constants
+    logits = torch.randn(2, 7, 50)
+    for top_k, top_p in ((0, 0.0), (1, 0.0), (50, 0.0), (80, 0.0), (0, 0.9), (4, 0.3), (0, 1.0)):
+        kept = filter_logits(logits, torch.tensor(top_k), torch.tensor(top_p)) > -1e6
+        ranks = logits.argsort(-1, descending=True).argsort(-1)  # 0 = largest
+        by_k = ranks < (top_k if top_k > 0 else 50)
+        cumulative = torch.softmax(logits, -1).sort(-1, descending=True).values.cumsum(-1)
+        by_p = ranks <= ((cumulative < top_p).sum(-1, keepdim=True).clamp(max=49) if 0 < top_p < 1 else 49)
+        assert torch.equal(kept, by_k & by_p), (top_k, top_p)
+
+
 def test_export_is_deterministic(exported, tmp_path):
     folder, config, vq, transformer = exported
     export_all(config, vq, transformer, tmp_path)
