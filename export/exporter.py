@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from magvit_onnx.export.graphs import DecoderGraph, EncoderGraph, StepGraph
+from magvit_onnx.export.graphs import ONNX_TRANSLATIONS, DecoderGraph, EncoderGraph, StepGraph
 from magvit_onnx.models.config import MagvitConfig
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
@@ -64,7 +64,8 @@ def export_graph(module: torch.nn.Module, args: tuple, path: Path, input_names: 
         warnings.simplefilter("ignore")  # exporter chatter (deprecations, torchvision missing)
         torch.onnx.export(module.eval(), args, str(path), dynamo=True, opset_version=opset,
                           input_names=input_names, output_names=output_names,
-                          dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)
+                          dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
+                          custom_translation_table=ONNX_TRANSLATIONS)
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
