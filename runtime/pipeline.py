@@ -15,6 +15,7 @@ thread-safe and every call keeps its own state and random generator.
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -50,6 +51,11 @@ class OrtEngine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_num_threads
         options.log_severity_level = 3
+        # One CPU arena for the three sessions: each session's own arena keeps its peak
+        # (encoder, step and decoder activations) for the life of the session, so peaks
+        # added up (B: 2.7 GB RSS against torch's 1.5 GB). Shared, the peak is the largest one.
+        share_cpu_arena()
+        options.add_session_config_entry("session.use_env_allocators", "1")
         self.sessions = {}
         for name in GRAPHS:
             path = Path(folder) / manifest["graphs"][name]["filename"]
@@ -82,6 +88,21 @@ class OrtEngine:
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
         return self.run("vq_decoder", {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
+
+
+_shared_arena = threading.Lock()
+_shared_arena_registered = False
+
+
+def share_cpu_arena() -> None:
+    """Register one CPU arena allocator in ONNX Runtime's process-wide environment (once);
+    sessions opt in with the `session.use_env_allocators` config entry."""
+    global _shared_arena_registered
+    with _shared_arena:
+        if not _shared_arena_registered:
+            memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(memory, None)
+            _shared_arena_registered = True
 
 
 def engine_cache_key(folder: str | Path) -> str:
