@@ -105,10 +105,12 @@ class Upsample(nn.Module):
         self.conv = make_conv(dims, channels, channels, 3, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for axis, factor in enumerate(self.factors, start=2):
-            if factor > 1:
-                x = x.repeat_interleave(factor, dim=axis)
-        return self.conv(x)
+        # (B, C, *S) -> (B, C, s0, 1, s1, 1, ...) -> broadcast each 1 to its factor -> merge:
+        # one copy for all axes (repeat_interleave per axis exports as one Expand each).
+        b, c, *sizes = x.shape
+        x = x.reshape(b, c, *[n for s in sizes for n in (s, 1)])
+        x = x.expand(b, c, *[n for s, f in zip(sizes, self.factors) for n in (s, f)])
+        return self.conv(x.reshape(b, c, *[s * f for s, f in zip(sizes, self.factors)]))
 
 
 def res_blocks(cin: int, cout: int, n: int, groups: int, dims: int) -> list[nn.Module]:
