@@ -18,10 +18,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import small_config
 from magvit_onnx import batch, video
 from magvit_onnx.cli import main
-from magvit_onnx.export.exporter import export_all, seeded_random_models
 from magvit_onnx.generator import Generator
 from magvit_onnx.runtime.seeding import SeedStreams
 
@@ -32,11 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    config = small_config()
-    out = tmp_path_factory.mktemp("batch-artifacts")
-    export_all(config, *seeded_random_models(config, seed=3), out)
-    return out
+def artifacts(small_artifacts):
+    return small_artifacts(3)
 
 
 @pytest.fixture(scope="module")

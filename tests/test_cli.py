@@ -8,20 +8,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import small_config
 from magvit_onnx.cli import main
-from magvit_onnx.export.exporter import export_all, seeded_random_models
 from magvit_onnx.runtime.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    config = small_config()
-    out = tmp_path_factory.mktemp("cli")
-    export_all(config, *seeded_random_models(config, seed=2), out)
-    return out
+def artifacts(small_artifacts):
+    return small_artifacts(2)
 
 
 def test_demo_writes_every_task_and_a_contact_sheet(artifacts, tmp_path):

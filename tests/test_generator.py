@@ -4,19 +4,15 @@ import threading
 import numpy as np
 import pytest
 
-from helpers import run_without_torch, small_config
+from helpers import run_without_torch
 from magvit_onnx import Generator
-from magvit_onnx.export.exporter import export_all, seeded_random_models
 from magvit_onnx.runtime.artifacts import ArtifactError
 from magvit_onnx.runtime.tasks import TASKS
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    config = small_config()
-    out = tmp_path_factory.mktemp("gen")
-    export_all(config, *seeded_random_models(config, seed=1), out)
-    return out
+def folder(small_artifacts):
+    return small_artifacts(1)
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,13 @@ pytest.importorskip("ray.data")
 
 from click.testing import CliRunner  # noqa: E402
 
-from helpers import small_config  # noqa: E402
 from magvit_onnx import batch, ray_batch  # noqa: E402
 from magvit_onnx.cli import main  # noqa: E402
-from magvit_onnx.export.exporter import export_all, seeded_random_models  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    config = small_config()
-    out = tmp_path_factory.mktemp("ray-artifacts")
-    export_all(config, *seeded_random_models(config, seed=3), out)
-    return out
+def artifacts(small_artifacts):
+    return small_artifacts(3)
 
 
 @pytest.fixture(scope="module")
