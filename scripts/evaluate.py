@@ -101,7 +101,12 @@ def main(argv=None):
     generator = Generator(args.artifacts, args.providers)
     report = evaluate(generator, args.count, args.seed, args.steps, args.batch,
                       lambda line: print(line, file=sys.stderr, flush=True))
-    report |= {"artifacts": str(generator.artifacts), "providers": generator.providers,
+    # The folder as a path relative to here when it is inside (the report stays true in any
+    # checkout), and what identifies the model wherever it lies: the weights' sha256.
+    folder = generator.artifacts.resolve()
+    shown = folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+    report |= {"artifacts": str(shown), "weights_sha256": generator.manifest["weights"].get("sha256"),
+               "providers": generator.providers,
                "command": " ".join(["python scripts/evaluate.py", *(argv or sys.argv[1:])])}
     emit_report(report, args.json)
 
