@@ -7,7 +7,7 @@ COMMIT step of class-conditional generation), with the session options the runti
 and sums the kernel time per operator type. numpy + onnxruntime only.
 
 `--fused` also profiles the step graph after ONNX Runtime's transformer optimizer
-(`optimize_model(model_type="bert")`: fused Attention, SkipLayerNormalization, BiasGelu;
+(`optimize_model(model_type="bert")`: fused Attention, SkipLayerNormalization, FastGelu;
 needs the `onnx` package) and reports which fusions matched, to decide whether shipping a
 fused step graph pays on this CPU.
 """
