@@ -165,10 +165,12 @@ class TokenizerLoss(nn.Module):
 
 def vq_optimizers(vqvae: nn.Module, discriminator: nn.Module, lr: float = 1e-4
                   ) -> tuple[torch.optim.AdamW, torch.optim.AdamW]:
-    """Official G and D optimisers: optax.adamw(b1=0, b2=0.99, eps=1e-8), no weight decay, no clipping."""
+    """Official G and D optimisers: optax.adamw(b1=0, b2=0.99, eps=1e-8), no weight decay, no clipping.
+    Frozen tokenizer parameters (requires_grad False, e.g. a decoder-only fine-tune's encoder) are left out."""
     def adamw(params: Iterable[nn.Parameter]) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=lr, betas=(0.0, 0.99), eps=1e-8, weight_decay=0.0)
-    return adamw(vqvae.parameters()), adamw(discriminator.parameters())
+    generator = [p for p in vqvae.parameters() if p.requires_grad]
+    return adamw(generator), adamw(discriminator.parameters())
 
 
 class EMA:

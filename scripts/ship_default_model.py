@@ -7,6 +7,10 @@ the size; the package must stay under 50 MB) and exports the three fp32 ONNX gra
 manifest from exactly those fp16-rounded weights into `magvit_onnx/default_model/artifacts`,
 then checks ONNX Runtime against the PyTorch reference (`export_all.py --check`; exits 1
 when parity fails).
+
+`--tokenizer runs/tokenizer_ft/tokenizer.safetensors` takes the decoder from a decoder-only
+fine-tune (`train_tokenizer.py --init ... --decoder-only`); its encoder and codebook must equal
+the checkpoint's, or the tokens the transformer was trained on would change.
 """
 from __future__ import annotations
 
@@ -17,8 +21,23 @@ from pathlib import Path
 import torch
 
 from magvit_onnx.export.export_all import main as export_main
-from magvit_onnx.models.checkpoint import load_checkpoint, read_metadata, save_weights
+from magvit_onnx.models.checkpoint import load_checkpoint, load_weights, read_metadata, save_weights
+from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.paths import DEFAULT_MODEL
+
+
+def replace_decoder(vq: VQVAE, tokenizer: Path) -> None:
+    """Load the decoder of `tokenizer` into `vq`, after checking that both tokenize alike."""
+    tuned = VQVAE(vq.config)
+    load_weights(tokenizer, {"vq": tuned})
+    for part in ("encoder", "quantizer"):
+        ours, theirs = getattr(vq, part).state_dict(), getattr(tuned, part).state_dict()
+        changed = [k for k in ours if not torch.equal(ours[k], theirs[k])]
+        if changed:
+            raise SystemExit(f"{tokenizer}: its {part} differs from the checkpoint's ({len(changed)} tensors, "
+                             f"e.g. {changed[0]}), so its tokens would differ; only a decoder-only fine-tune "
+                             f"(train_tokenizer.py --init CHECKPOINT --decoder-only) can be combined")
+    vq.decoder.load_state_dict(tuned.decoder.state_dict())
 
 
 def main(argv=None):
@@ -26,12 +45,17 @@ def main(argv=None):
     p.add_argument("--weights", type=Path, required=True, help="model.safetensors from train_transformer.py")
     p.add_argument("--out", type=Path, default=DEFAULT_MODEL,
                    help="model folder to write: weights.safetensors + artifacts/ (default: the package's)")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="decoder-only fine-tune whose decoder replaces the checkpoint's")
     p.add_argument("--note", action="append", default=[], metavar="KEY=VALUE",
                    help="extra metadata stored in the weights (training steps, time, ...)")
     args = p.parse_args(argv)
     config, vq, transformer = load_checkpoint(args.weights)
     metadata = {**read_metadata(args.weights), **dict(note.split("=", 1) for note in args.note),
                 "source": args.weights.name, "stored_dtype": "float16"}
+    if args.tokenizer is not None:
+        replace_decoder(vq, args.tokenizer)
+        metadata["decoder_finetune_step"] = read_metadata(args.tokenizer).get("step", "?")
     metadata.pop("magvit_config")  # save_weights writes the config itself
     weights = args.out / "weights.safetensors"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,10 @@ Adapted to 2 CPU cores (each is an option; `--official` restores the official va
   --lr            default 4e-4 for the short CPU schedule (official 1e-4)
   --bf16          bf16 autocast (official: fp32)
   --hard-pixel-weight W   adds W x the L2 of each video's worst pixels (official: no such term)
+Fine-tuning: `--init model.safetensors --decoder-only` starts from a trained tokenizer (or the
+`vq` of a model checkpoint, e.g. the shipped default model) and trains only the decoder: the
+encoder and codebook are frozen, so every clip keeps its tokens and a transformer trained on
+them stays valid while reconstructions improve.
 No perceptual loss: its ResNet-50 weights cannot be downloaded here (the official default
 path is None too). Resumes from `OUT/state.pt`; writes `OUT/tokenizer.safetensors` (EMA
 weights), `OUT/metrics.jsonl`; progress to stderr. Uses CUDA when present.
@@ -22,7 +26,7 @@ import numpy as np
 import torch
 
 from magvit_onnx.metrics import psnr
-from magvit_onnx.models.checkpoint import save_weights
+from magvit_onnx.models.checkpoint import load_weights, save_weights
 from magvit_onnx.models.config import PRESETS, get_config
 from magvit_onnx.models.data import clip_source, to_tensor
 from magvit_onnx.models.discriminator import StyleGANDiscriminator
@@ -50,7 +54,12 @@ def parse_args(argv=None):
     p.add_argument("--hard-pixel-fraction", type=float, default=0.05, help="share of each video's pixels it covers")
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA of the generator (official 0.999; a "
                    "short run wants a shorter horizon)")
-    p.add_argument("--init-2d", type=Path, default=None, help="2D tokenizer weights (safetensors) to inflate from")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--init-2d", type=Path, default=None, help="2D tokenizer weights (safetensors) to inflate from")
+    start.add_argument("--init", type=Path, default=None,
+                       help="3D tokenizer or model checkpoint (safetensors) whose 'vq' weights to start from")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="train the decoder only (encoder and codebook frozen: tokens do not change); needs --init")
     p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
     p.add_argument("--device", default="auto")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 weights, fp32 quantizer); ~1.5x faster on CPUs with AVX512-BF16")
@@ -59,6 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--save-every", type=int, default=200)
     args = p.parse_args(argv)
+    if args.decoder_only and args.init is None:
+        p.error("--decoder-only fine-tunes a trained tokenizer: give its weights with --init")
     if args.official:
         args.lr, args.gan_start, args.r1_every = 1e-4, 0, 1
     return args
@@ -85,6 +96,11 @@ def main(argv=None):
     if args.init_2d is not None:
         from safetensors.torch import load_file
         inflate_2d_to_3d({k.removeprefix("vq."): v for k, v in load_file(str(args.init_2d)).items()}, vq)
+    if args.init is not None:
+        load_weights(args.init, {"vq": vq})
+    if args.decoder_only:  # frozen parts build no autograd graph and get no optimiser state
+        vq.encoder.requires_grad_(False)
+        vq.quantizer.requires_grad_(False)
     discriminator = StyleGANDiscriminator(config.discriminator, config.vq.video_shape).to(device)
     loss_fn = TokenizerLoss(discriminator, hard_pixel_weight=args.hard_pixel_weight,
                             hard_pixel_fraction=args.hard_pixel_fraction).to(device)

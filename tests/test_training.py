@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from safetensors.torch import load_file
 
 from magvit_onnx import Generator
 from magvit_onnx.models.checkpoint import read_config, read_metadata
@@ -47,11 +49,32 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert pool["inputs"].shape == (4, 4, 16, 16) and "inpainting_dv" in pool and "full_generation" not in pool
     assert read_metadata(tr / "model.safetensors")["step"] == "2"
 
+    # A decoder-only fine-tune of the model's tokenizer keeps its tokens; a full one does not.
+    ft, full = tmp_path / "ft", tmp_path / "full"
+    tuning = ["--init", tr / "model.safetensors", "--steps", 2, "--warmup", 1, "--batch-size", 1, "--eval-every", 2]
+    run("train_tokenizer.py", *tuning, "--decoder-only", "--out", ft)
+    run("train_tokenizer.py", *tuning, "--out", full)
+    before, tuned = load_file(str(tr / "model.safetensors")), load_file(str(ft / "tokenizer.safetensors"))
+    frozen = [k for k in tuned if not k.startswith("vq.decoder.")]
+    assert frozen and all(torch.equal(tuned[k], before[k]) for k in frozen)
+    assert not all(torch.equal(tuned[k], before[k]) for k in tuned if k.startswith("vq.decoder."))
+    refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_tokenizer.py"), "--decoder-only",
+                              "--out", tmp_path / "x"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "--init" in refused.stderr
+
     shipped = tmp_path / "shipped"  # fp16-stored weights + fp32 graphs exported from them, parity-checked
-    out = run("ship_default_model.py", "--weights", tr / "model.safetensors", "--out", shipped, "--note", "hours=0.1")
+    out = run("ship_default_model.py", "--weights", tr / "model.safetensors", "--tokenizer", ft / "tokenizer.safetensors",
+              "--out", shipped, "--note", "hours=0.1")
     assert "parity check passed" in out
     meta = read_metadata(shipped / "weights.safetensors")
     assert meta["stored_dtype"] == "float16" and meta["hours"] == "0.1" and meta["step"] == "2"
+    assert meta["decoder_finetune_step"] == "2"
+    stored = load_file(str(shipped / "weights.safetensors"))
+    assert all(torch.equal(stored[k], tuned[k].half()) for k in tuned)
+    mixed = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_default_model.py"), "--weights",
+                            tr / "model.safetensors", "--tokenizer", full / "tokenizer.safetensors", "--out",
+                            tmp_path / "mixed"], capture_output=True, text=True)
+    assert mixed.returncode != 0 and "tokens would differ" in mixed.stderr
     g = Generator(shipped / "artifacts")
     assert g.manifest["weights"]["random_init"] is False and len(g.manifest["weights"]["sha256"]) == 64
     assert g.generate("CG", class_id=3, seed=0, steps=2).shape == (1, 16, 64, 64, 3)
