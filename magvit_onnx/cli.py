@@ -73,7 +73,7 @@ def export(ctx):
     export_main.main(args=ctx.args, prog_name="magvit-onnx export")
 
 
-from magvit_onnx.batch import command as run_command  # noqa: E402  (the batch jobs: magvit_onnx/batch.py)
+from magvit_onnx.batch import command as run_command  # noqa: E402  (the batch jobs: magvit_onnx/batch/)
 
 main.add_command(run_command)
 

@@ -1,0 +1,345 @@
+"""Jobs: the JOBS keys, the model facts they are checked against, and parsing and
+validating JOBS lines into `Job`s (or `Invalid` lines)."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from magvit_onnx.batch.errors import JobError
+
+FORMATS = ("mp4", "gif", "png", "npy")
+KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_temperature", "mask_temperature",
+        "guidance_scale", "top_k", "top_p", "schedule", "num_videos", "format", "side_by_side", "stride", "fps",
+        "start")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+REPORT_VERSION = 1
+SEED_LIMIT = 2 ** 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFacts:
+    """What validating and planning jobs needs from an artifacts folder, without sessions."""
+
+    folder: Path
+    tasks: dict[str, dict]        # name -> manifest task entry (needs_video, class_conditional, ...)
+    num_classes: int
+    video_shape: tuple[int, int, int]
+    latent_shape: tuple[int, int, int]
+    decoding: dict[str, Any]
+    model_id: str                 # sha256 of manifest.json (which holds the sha256 of every graph)
+
+    @classmethod
+    def load(cls, artifacts: str | os.PathLike | None) -> "ModelFacts":
+        """Read the manifest of `artifacts` (None: the shipped default model); raises ArtifactError."""
+        from magvit_onnx.paths import default_artifacts
+        from magvit_onnx.runtime.artifacts import load_manifest
+
+        folder = default_artifacts() if artifacts is None else Path(artifacts)
+        manifest = load_manifest(folder, verify=False)  # format version; sha256s are checked by Generator
+        return cls(folder=folder, tasks=dict(manifest["tasks"]), num_classes=len(manifest["classes"]),
+                   video_shape=tuple(manifest["video"]["shape"]), latent_shape=tuple(manifest["latent_shape"]),
+                   decoding=dict(manifest["decoding"]),
+                   model_id=hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest())
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One validated job line. Decoding settings are None where the model's default applies."""
+
+    id: str
+    line: int
+    task: str                       # canonical task name
+    input: Path | None = None       # absolute
+    class_id: int | None = None
+    seed: int = 0
+    seed_from: str = "id"           # "job": given in the line; "id": derive_seed(id)
+    steps: int | None = None
+    sampling_temperature: float | None = None
+    mask_temperature: float | None = None
+    guidance_scale: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    schedule: str | None = None
+    num_videos: int = 1
+    format: str = "mp4"
+    side_by_side: bool = False
+    stride: int | None = None
+    fps: float | None = None
+    start: int | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The decoding settings as given (None = model default), for `Generator` checks."""
+        return {"num_videos": self.num_videos, "steps": self.steps, "sampling_temperature": self.sampling_temperature,
+                "mask_temperature": self.mask_temperature, "guidance_scale": self.guidance_scale,
+                "top_k": self.top_k, "top_p": self.top_p, "schedule": self.schedule}
+
+    def resolved(self, decoding: dict[str, Any]) -> dict[str, Any]:
+        """Decoding settings with the model's defaults filled in."""
+        given = self.settings()
+        names = {"steps": "num_iter"}
+        return {k: (v if v is not None else decoding[names.get(k, k)]) for k, v in given.items()}
+
+    def group_key(self, decoding: dict[str, Any]) -> tuple:
+        """Jobs with equal keys can be generated in one call."""
+        return (self.task, *sorted(self.resolved(decoding).items()))
+
+    def output_names(self, frames: int) -> list[str]:
+        """File names (in --out) this job writes, in writing order."""
+        if self.format == "npy":
+            return [f"{self.id}.npy"]
+        names = []
+        for k in range(self.num_videos):
+            base = self.id if self.num_videos == 1 else f"{self.id}.{k}"
+            for stem in [base] + ([f"{base}.sbs"] if self.side_by_side else []):
+                if self.format == "png":
+                    names += [f"{stem}.f{t:03d}.png" for t in range(frames)]
+                else:
+                    names.append(f"{stem}.{self.format}")
+        return names
+
+    def config(self, facts: ModelFacts) -> str:
+        """sha256 of everything that determines this job's outputs (not the input's bytes)."""
+        data = {"version": REPORT_VERSION, "model": facts.model_id, "task": self.task,
+                "input": None if self.input is None else str(self.input), "class": self.class_id,
+                "seed": self.seed, **self.resolved(facts.decoding), "format": self.format,
+                "side_by_side": self.side_by_side, "stride": self.stride or 1, "fps": self.fps,
+                "start": self.start or 0}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Invalid:
+    """A job line that cannot run: its line number, its id if one could be read, the error."""
+
+    line: int
+    id: str | None
+    error: str
+    task: str | None = None
+
+
+def derive_seed(job_id: str) -> int:
+    """The seed of a job without one: sha256("magvit-onnx/seed/" + id), 53 bits."""
+    digest = hashlib.sha256(f"magvit-onnx/seed/{job_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 11
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(record: dict, key: str, low: int, high: int | None = None) -> int | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not _is_int(value) or value < low or (high is not None and value >= high):
+        bound = f">= {low}" if high is None else f"in {low} .. {high - 1}"
+        raise JobError(f"{key} must be an integer {bound}, got {value!r}")
+    return value
+
+
+def _positive(record: dict, key: str) -> float | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not _is_number(value) or value <= 0:
+        raise JobError(f"{key} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def job_id_of(record: object) -> str | None:
+    """The id of a parsed line if it is a valid id, else None."""
+    if isinstance(record, dict):
+        value = record.get("id")
+        if isinstance(value, str) and ID_PATTERN.fullmatch(value):
+            return value
+    return None
+
+
+def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
+    """Validate one decoded JSON line against the model; raises JobError naming the problem."""
+    from magvit_onnx.runtime import tasks as task_registry
+    from magvit_onnx.runtime.schedule import mask_ratio
+
+    if not isinstance(record, dict):
+        raise JobError(f"a job must be a JSON object like {{\"id\": \"clip-1\", \"task\": \"FP\", "
+                       f"\"input\": \"clip.mp4\"}}, got {type(record).__name__}")
+    unknown = [k for k in record if k not in KEYS]
+    if unknown:
+        hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, KEYS, 1)) else repr(k)
+                 for k in unknown]
+        raise JobError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}: valid keys are "
+                       + ", ".join(KEYS))
+    job_id = record.get("id")
+    if job_id is None:
+        raise JobError("missing 'id': every job needs a unique string id")
+    if not isinstance(job_id, str) or not ID_PATTERN.fullmatch(job_id):
+        raise JobError(f"id must be a string of 1-128 letters, digits, '.', '_' or '-' not starting with '.' "
+                       f"(it names the output files), got {job_id!r}")
+    task = record.get("task")
+    if task is None:
+        raise JobError("missing 'task': valid tasks are " + ", ".join(
+            f"{name} ({entry['abbreviation']})" for name, entry in facts.tasks.items()))
+    if not isinstance(task, str):
+        raise JobError(f"task must be a string (a task id or abbreviation), got {task!r}")
+    try:
+        spec = task_registry.get_task(task)
+    except ValueError as e:
+        raise JobError(str(e)) from None
+    if spec.name not in facts.tasks:
+        raise JobError(f"task {spec.name!r} is not served by this model: valid tasks are {', '.join(facts.tasks)}")
+    entry = facts.tasks[spec.name]
+    fields: dict[str, Any] = {"id": job_id, "line": line, "task": spec.name}
+
+    # input video and the options for reading it
+    source = record.get("input")
+    reading = [k for k in ("stride", "fps", "start") if record.get(k) is not None]
+    if entry["needs_video"]:
+        if source is None:
+            raise JobError(f"task {spec.name!r} needs an input video: add \"input\": \"path/to/video\" "
+                           f"(any video PyAV decodes; relative to the JOBS file's folder)")
+        if not isinstance(source, str) or not source.strip():
+            raise JobError(f"input must be the path of a video file (a non-empty string), got {source!r}")
+        fields["input"] = (base / source).absolute()
+        fields["stride"] = _integer(record, "stride", 1)
+        fields["start"] = _integer(record, "start", 0)
+        fields["fps"] = _positive(record, "fps")
+        if fields["stride"] is not None and fields["fps"] is not None:
+            raise JobError("give stride (every n-th frame) or fps (resample in time), not both")
+    else:
+        if source is not None:
+            generating = [n for n, t in facts.tasks.items() if not t["needs_video"]]
+            raise JobError(f"task {spec.name!r} takes no input video (it generates from a class); remove "
+                           f"'input' (tasks without input: {', '.join(generating)})")
+        if reading:
+            raise JobError(f"{', '.join(reading)} only appl{'ies' if len(reading) == 1 else 'y'} to an input video; "
+                           f"task {spec.name!r} takes none")
+
+    # class
+    if "class" in record and "class_id" in record:
+        raise JobError("give 'class' or 'class_id' (the same thing), not both")
+    label = record.get("class", record.get("class_id"))
+    conditional = [n for n, t in facts.tasks.items() if t["class_conditional"]]
+    if entry["class_conditional"]:
+        if label is None:
+            raise JobError(f"task {spec.name!r} needs a class: add \"class\": N with N in 0 .. {facts.num_classes - 1}")
+        if not _is_int(label):
+            raise JobError(f"class must be an integer in 0 .. {facts.num_classes - 1}, got {label!r}")
+        if not 0 <= label < facts.num_classes:
+            raise JobError(f"class {label!r} is out of range: valid classes are 0 .. {facts.num_classes - 1}")
+        fields["class_id"] = label
+    elif label is not None:
+        raise JobError(f"task {spec.name!r} takes no class; remove it (class-conditional tasks: "
+                       f"{', '.join(conditional)})")
+
+    # seed and decoding settings
+    seed = record.get("seed")
+    if seed is None:
+        fields["seed"], fields["seed_from"] = derive_seed(job_id), "id"
+    else:
+        fields["seed"], fields["seed_from"] = _integer(record, "seed", 0, SEED_LIMIT), "job"
+    fields["steps"] = _integer(record, "steps", 1)
+    fields["sampling_temperature"] = _positive(record, "sampling_temperature")
+    fields["mask_temperature"] = _positive(record, "mask_temperature")
+    guidance = record.get("guidance_scale")
+    if guidance is not None and not _is_number(guidance):
+        raise JobError(f"guidance_scale must be a finite number (0 = no guidance), got {guidance!r}")
+    fields["guidance_scale"] = None if guidance is None else float(guidance)
+    fields["top_k"] = _integer(record, "top_k", 0)
+    top_p = record.get("top_p")
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise JobError(f"top_p must be a number in (0, 1], got {top_p!r}")
+    fields["top_p"] = None if top_p is None else float(top_p)
+    if fields["top_k"] and fields["top_p"] is not None and fields["top_p"] < 1:
+        raise JobError("top_k and top_p cannot both be set (official sampling allows one of them)")
+    schedule = record.get("schedule")
+    if schedule is not None:
+        if not isinstance(schedule, str):
+            raise JobError(f"schedule must be a string (cosine, uniform, powN, log, exp), got {schedule!r}")
+        try:
+            mask_ratio(0.5, 2, schedule)
+        except ValueError as e:
+            raise JobError(str(e)) from None
+        fields["schedule"] = schedule
+    num_videos = _integer(record, "num_videos", 1)
+    fields["num_videos"] = 1 if num_videos is None else num_videos
+
+    # outputs
+    fmt = record.get("format", "mp4")
+    if fmt not in FORMATS:
+        raise JobError(f"format must be one of {', '.join(FORMATS)} (png: one PNG per frame; npy: tokens), "
+                       f"got {fmt!r}")
+    fields["format"] = fmt
+    side = record.get("side_by_side", False)
+    if not isinstance(side, bool):
+        raise JobError(f"side_by_side must be true or false, got {side!r}")
+    if side and fmt == "npy":
+        raise JobError("side_by_side needs a video format (mp4, gif or png); npy holds tokens")
+    fields["side_by_side"] = side
+    return Job(**fields)
+
+
+def read_jobs(path: str | os.PathLike, facts: ModelFacts) -> tuple[list[Job], list[Invalid]]:
+    """Parse and validate every line of a JOBS file (file order). Lines that cannot run become
+    `Invalid`, including every line of an id given more than once and jobs whose output
+    names collide with an earlier job's."""
+    path = Path(path)
+    base = path.absolute().parent
+    records: list[tuple[int, object, str | None]] = []  # (line, decoded JSON or an error, error)
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            records.append((number, None, f"line is not UTF-8 text ({e.reason} at byte {e.start}); "
+                                          "JOBS must be UTF-8 JSON Lines"))
+            continue
+        if not text.strip():
+            continue
+        try:
+            records.append((number, json.loads(text), None))
+        except json.JSONDecodeError as e:
+            example = '{"id": "clip-1", "task": "CG", "class": 3}'
+            records.append((number, None, f"malformed JSON ({e.msg} at column {e.colno}); each line must be "
+                                          f"one JSON object like {example}"))
+    lines_of: dict[str, list[int]] = {}
+    for number, record, _ in records:
+        if (job_id := job_id_of(record)) is not None:
+            lines_of.setdefault(job_id, []).append(number)
+    jobs: list[Job] = []
+    invalid: list[Invalid] = []
+    owners: dict[str, Job] = {}
+    frames = facts.video_shape[0]
+    for number, record, error in records:
+        job_id = job_id_of(record)
+        task = record.get("task") if isinstance(record, dict) and isinstance(record.get("task"), str) else None
+        if error is None and job_id is not None and len(lines_of[job_id]) > 1:
+            error = (f"duplicate id {job_id!r} on lines {', '.join(map(str, lines_of[job_id]))}: ids must be unique "
+                     "(none of these lines runs)")
+        if error is None:
+            try:
+                job = parse_job(record, number, facts, base)
+            except JobError as e:
+                error = str(e)
+            else:
+                clash = next((owners[n] for n in job.output_names(frames) if n in owners), None)
+                if clash is not None:
+                    error = (f"output names collide with job {clash.id!r} (line {clash.line}); choose another id "
+                             f"(outputs are named {{id}}.{{k}}.* when num_videos > 1)")
+                else:
+                    owners.update((n, job) for n in job.output_names(frames))
+                    jobs.append(job)
+                    continue
+        invalid.append(Invalid(number, job_id, error, task))
+    return jobs, invalid

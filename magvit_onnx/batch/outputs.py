@@ -1,0 +1,95 @@
+"""Writing a job's outputs atomically (temporary name, fsync, rename), removing stale
+temporaries of a killed run, and the one-line description of a job's error."""
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from magvit_onnx.batch.errors import JobError
+from magvit_onnx.batch.jobs import Job
+
+OUTPUT_FPS = 8
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")
+
+
+def remove_stale_temporaries(out: Path, names: set[str]) -> list[Path]:
+    """Delete temporary files (`.{name}.{8 hex}.tmp`) left by a killed run for the given output
+    names only: other shards may be writing theirs in the same folder right now."""
+    removed = []
+    with os.scandir(out) as entries:
+        for entry in entries:
+            match = _TEMP.match(entry.name)
+            if match and match["name"] in names:
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make renames in `folder` durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_outputs(job: Job, out: Path, tokens: np.ndarray, videos: np.ndarray | None,
+                  panels: tuple[np.ndarray, np.ndarray] | None) -> list[Path]:
+    """Write every output of `job` atomically; returns the paths in `job.output_names` order.
+    On an error the files written so far are removed and the error is raised."""
+    from magvit_onnx import video as videoio
+
+    names = iter(job.output_names(len(videos[0]) if videos is not None else 0))
+    written: list[Path] = []
+
+    def target() -> Path:
+        path = out / next(names)
+        written.append(path)
+        return path
+
+    try:
+        if job.format == "npy":
+            with videoio.atomic_file(target()) as file:
+                np.save(file, np.ascontiguousarray(tokens, np.int64))
+            return written
+        for clip in videos:
+            shown = [clip] + ([videoio.side_by_side(*panels, clip)] if job.side_by_side else [])
+            for frames in shown:
+                if job.format == "png":
+                    for frame in frames:
+                        videoio.write_png(target(), frame)
+                elif job.format == "gif":
+                    videoio.write_gif(target(), frames, OUTPUT_FPS)
+                else:
+                    videoio.write_mp4(target(), frames, OUTPUT_FPS)
+        return written
+    except BaseException as error:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(error, OSError) and written:  # name the output, not its temporary file
+            raise OSError(error.errno, error.strerror or str(error), str(written[-1])) from error
+        raise
+
+
+def describe(error: BaseException) -> str:
+    """One line for a job's error."""
+    if isinstance(error, OSError) and not isinstance(error, JobError):
+        where = f" {Path(error.filename).name}" if getattr(error, "filename", None) else ""
+        text = f"cannot write{where}: {error.strerror or error} (errno {error.errno})"
+        if error.errno == errno.ENOSPC:
+            text += "; the output folder's disk is full: free space and rerun (finished jobs are kept)"
+        return text
+    text = str(error) or type(error).__name__
+    if not isinstance(error, ValueError):
+        text = f"{type(error).__name__}: {text}"
+    return " ".join(text.split())

@@ -1,0 +1,337 @@
+"""Planning a shard's jobs, grouping them into batched calls, and running them
+(`Runner`, `run`) into the outputs and the report."""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magvit_onnx.batch.errors import RunError
+from magvit_onnx.batch.jobs import Invalid, Job, ModelFacts, read_jobs
+from magvit_onnx.batch.outputs import describe, fsync_folder, remove_stale_temporaries, write_outputs
+from magvit_onnx.batch.progress import Progress
+from magvit_onnx.batch.report import ReportWriter, input_stat, is_done, report_name, report_view
+from magvit_onnx.batch.shards import line_key, shard_of
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclasses.dataclass
+class Plan:
+    """This shard's share of a JOBS file."""
+
+    shard: tuple[int, int]
+    jobs: list[Job]                 # this shard's valid jobs, file order
+    invalid: list[Invalid]          # this shard's lines that cannot run
+    pending: list[Job]              # jobs to run now
+    done: list[Job]                 # jobs already done (skipped)
+    configs: dict[str, str]         # id -> config hash
+
+
+def plan(jobs_path: str | os.PathLike, out: str | os.PathLike, facts: ModelFacts,
+         shard: tuple[int, int] = (0, 1)) -> Plan:
+    """Read JOBS, keep this shard's lines, and split its jobs into pending and done."""
+    out = Path(out)
+    index, count = shard
+    jobs, invalid = read_jobs(jobs_path, facts)
+    mine = [j for j in jobs if shard_of(j.id, count) == index]
+    bad = [b for b in invalid if shard_of(b.id if b.id is not None else line_key(b.line), count) == index]
+    view = report_view(out)
+    configs = {j.id: j.config(facts) for j in mine}
+    done = [j for j in mine if is_done(j, view.get(j.id), out, configs[j.id])]
+    finished = {j.id for j in done}
+    return Plan(shard, mine, bad, [j for j in mine if j.id not in finished], done, configs)
+
+
+def groups(jobs: Iterable[Job], batch_size: int, decoding: dict) -> Iterator[list[Job]]:
+    """Batches of up to `batch_size` jobs with equal group keys, each emitted as soon as it is full
+    (the rest at the end, in order of first appearance)."""
+    buckets: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        bucket = buckets.setdefault(job.group_key(decoding), [])
+        bucket.append(job)
+        if len(bucket) == batch_size:
+            yield buckets.pop(job.group_key(decoding))
+    yield from buckets.values()
+
+
+# --------------------------------------------------------------------------- generating
+
+
+def generate_tokens(generator, jobs: list[Job], clips: list[np.ndarray | None]) -> np.ndarray:
+    """Tokens [len(jobs) * num_videos, t, h, w] for jobs with one group key, in one call; job k's
+    rows are k*n .. k*n+n-1 and equal `generator.generate` of that job alone (one seed per job)."""
+    first = jobs[0]
+    video = np.stack(clips) if clips[0] is not None else None
+    classes = [j.class_id for j in jobs] if jobs[0].class_id is not None else None
+    settings = {k: v for k, v in first.settings().items() if k != "seed"}
+    return generator.generate_tokens(first.task, video, classes, seed=[j.seed for j in jobs], **settings)
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclasses.dataclass
+class Summary:
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    report: str = ""
+    shard: tuple[int, int] = (0, 1)
+    seconds: float = 0.0
+    stopped: bool = False           # --fail-fast stopped the run early
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "failed": self.failed, "skipped": self.skipped, "report": self.report,
+                "shard": list(self.shard), "seconds": round(self.seconds, 3), "stopped": self.stopped}
+
+
+class Runner:
+    """Runs groups of jobs on one Generator and appends their report lines."""
+
+    def __init__(self, generator, facts: ModelFacts, out: Path, report: ReportWriter, plan: Plan,
+                 progress: Progress, log: Callable[[str], None]):
+        self.generator, self.facts, self.out, self.report = generator, facts, out, report
+        self.plan, self.progress, self.log = plan, progress, log
+        self.provider = generator.providers[0] if generator is not None else None
+        self._lock = threading.Lock()
+        self.ok = self.failed = 0
+
+    def row(self, job: Job | None, *, status: str, invalid: Invalid | None = None, outputs=(), seconds=None,
+            batch: int = 0, error: str | None = None) -> dict:
+        if job is None:
+            return {"id": invalid.id, "line": invalid.line, "status": status, "task": invalid.task, "input": None,
+                    "class": None, "seed": None, "seed_from": None, "num_videos": None, "format": None,
+                    "outputs": [], "provider": None, "batch": 0, "seconds": None, "config": None,
+                    "input_stat": None, "error": error, "shard": list(self.plan.shard), "finished": time.time()}
+        return {"id": job.id, "line": job.line, "status": status, "task": job.task,
+                "input": None if job.input is None else str(job.input), "class": job.class_id, "seed": job.seed,
+                "seed_from": job.seed_from, "num_videos": job.num_videos, "format": job.format,
+                "outputs": list(outputs), "provider": self.provider, "batch": batch, "seconds": seconds,
+                "config": self.plan.configs[job.id], "input_stat": input_stat(job.input), "error": error,
+                "shard": list(self.plan.shard), "finished": time.time()}
+
+    def record(self, row: dict, videos: int) -> None:
+        """Append the line (outputs are already in place) and count it."""
+        self.report.append(row)
+        failed = row["status"] != "ok"
+        with self._lock:
+            self.failed += failed
+            self.ok += not failed
+        if failed:
+            who = f"job {row['id']!r} (line {row['line']})" if row["id"] is not None else f"line {row['line']}"
+            self.progress.message(f"error: {who}: {row['error']}")
+        self.progress.advance(videos, failed)
+
+    def invalid(self, bad: Invalid) -> None:
+        self.record(self.row(None, status="error", invalid=bad, error=bad.error), 0)
+
+    def record_invalid_lines(self, fail_fast: bool) -> bool:
+        """Report every invalid line of the plan; True when --fail-fast stops the run at one."""
+        for bad in self.plan.invalid:
+            self.invalid(bad)
+            if fail_fast:
+                return True
+        return False
+
+    def fail(self, job: Job, error: BaseException | str, **kwargs) -> None:
+        text = error if isinstance(error, str) else describe(error)
+        self.record(self.row(job, status="error", error=text, **kwargs), job.num_videos)
+
+    def run_group(self, jobs: list[Job]) -> bool:
+        """Read inputs, generate, write and report one group; returns False if any job failed."""
+        from magvit_onnx import video as videoio
+
+        frames, height, width = self.facts.video_shape
+        ready, clips, reads = [], [], {}
+        all_ok = True
+        for job in jobs:
+            started = time.monotonic()
+            if job.input is None:
+                ready.append(job)
+                clips.append(None)
+                reads[job.id] = 0.0
+                continue
+            try:
+                clip = videoio.read_video(job.input, num_frames=frames, size=(height, width),
+                                          stride=job.stride or 1, fps=job.fps, start=job.start or 0)
+            except Exception as e:  # noqa: BLE001 - one job's bad input must not stop the others
+                self.fail(job, e, seconds={"read": round(time.monotonic() - started, 4)})
+                all_ok = False
+                continue
+            ready.append(job)
+            clips.append(clip)
+            reads[job.id] = time.monotonic() - started
+        if not ready:
+            return all_ok
+        started = time.monotonic()
+        try:
+            tokens = generate_tokens(self.generator, ready, clips)
+        except Exception as e:  # noqa: BLE001
+            if len(ready) > 1:  # find out which job it was: run them one by one
+                for job, clip in zip(ready, clips):
+                    all_ok &= self._run_single(job, clip, reads[job.id])
+                return all_ok
+            self.fail(ready[0], e, seconds={"read": round(reads[ready[0].id], 4)}, batch=1)
+            return False
+        generate_seconds = time.monotonic() - started
+        n = ready[0].num_videos
+        for k, (job, clip) in enumerate(zip(ready, clips)):
+            all_ok &= self._finish(job, clip, tokens[k * n:(k + 1) * n], reads[job.id], generate_seconds, len(ready))
+        return all_ok
+
+    def _run_single(self, job: Job, clip, read_seconds: float) -> bool:
+        started = time.monotonic()
+        try:
+            tokens = generate_tokens(self.generator, [job], [clip])
+        except Exception as e:  # noqa: BLE001
+            self.fail(job, e, seconds={"read": round(read_seconds, 4)}, batch=1)
+            return False
+        return self._finish(job, clip, tokens, read_seconds, time.monotonic() - started, 1)
+
+    def _finish(self, job: Job, clip, tokens, read_seconds: float, generate_seconds: float, batch: int) -> bool:
+        """Decode (per job, as Generator.generate does), write, hash and report one generated job."""
+        from magvit_onnx.generator import to_uint8
+        from magvit_onnx.runtime import tasks as task_registry
+        from magvit_onnx.runtime.artifacts import sha256
+
+        started = time.monotonic()
+        seconds = {"read": round(read_seconds, 4), "generate": round(generate_seconds, 4)}
+        try:
+            videos = panels = None
+            if job.format != "npy":
+                videos = self.generator.decode(tokens)  # per job, as Generator.generate decodes
+                if job.side_by_side:
+                    if clip is None:
+                        blank = np.zeros_like(videos[0])
+                        panels = (blank, blank)
+                    else:
+                        condition = task_registry.condition(job.task, clip[None].astype(np.float32) / 255.0,
+                                                            self.facts.latent_shape)["video"][0]
+                        panels = (clip, to_uint8(condition))
+            paths = write_outputs(job, self.out, tokens, videos, panels)
+            outputs = [{"path": p.name, "sha256": sha256(p)} for p in paths]
+            fsync_folder(self.out)
+        except Exception as e:  # noqa: BLE001
+            seconds["write"] = round(time.monotonic() - started, 4)
+            self.fail(job, e, seconds=seconds, batch=batch)
+            return False
+        seconds["write"] = round(time.monotonic() - started, 4)
+        seconds["total"] = round(sum(seconds.values()), 4)
+        self.record(self.row(job, status="ok", outputs=outputs, seconds=seconds, batch=batch), job.num_videos)
+        return True
+
+
+def open_out(out: str | os.PathLike, shard: tuple[int, int]) -> tuple[Path, ReportWriter]:
+    """Create --out and open this shard's report in it; raises RunError (usage, exit 2) when
+    the folder cannot be made or written."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+        return out, ReportWriter(out / report_name(*shard))
+    except OSError as e:
+        raise RunError(f"--out {out}: cannot write there ({e.strerror or e}); give a writable folder",
+                       exit_code=2) from None
+
+
+def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None, providers="cpu",
+        batch_size: int = 1, shard: tuple[int, int] = (0, 1), fail_fast: bool = False, workers: int = 1,
+        progress: Progress | None = None, log: Callable[[str], None] | None = None,
+        generator_factory: Callable[[], Any] | None = None) -> Summary:
+    """Run this shard's jobs of JOBS into `out` (see the `magvit_onnx.batch` docstring). Returns a Summary;
+    raises RunError for problems of the whole run (exit_code 2: usage, 1: model or report)."""
+    from magvit_onnx.runtime.artifacts import ArtifactError
+    from magvit_onnx.runtime.providers import ProviderError
+
+    began = time.monotonic()
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    if batch_size < 1 or workers < 1:
+        raise RunError(f"--batch-size and --workers must be >= 1, got {batch_size} and {workers}", exit_code=2)
+    jobs_path = Path(jobs_path)
+    if not jobs_path.is_file():
+        raise RunError(f"JOBS {jobs_path}: no such file", exit_code=2)
+    out, report = open_out(out, shard)
+    report_path = report.path
+    try:
+        facts = ModelFacts.load(artifacts)
+        the_plan = plan(jobs_path, out, facts, shard)
+        generator = None
+        if the_plan.pending:  # a model that cannot be used fails the run before any line is written
+            if generator_factory is not None:
+                generator = generator_factory()
+            else:
+                from magvit_onnx.generator import Generator
+
+                generator = Generator(facts.folder, providers)
+    except (ArtifactError, ProviderError) as e:
+        report.close()
+        raise RunError(str(e)) from None
+    except OSError as e:
+        report.close()
+        raise RunError(f"JOBS {jobs_path}: cannot read ({e.strerror or e})", exit_code=2) from None
+    summary = Summary(skipped=len(the_plan.done), report=str(report_path), shard=shard)
+    names = {n for j in the_plan.jobs for n in j.output_names(facts.video_shape[0])}
+    remove_stale_temporaries(out, names)
+    progress = progress or Progress(sum(j.num_videos for j in the_plan.pending))
+    runner = Runner(generator, facts, out, report, the_plan, progress, log)
+    index, count = shard
+    progress.message(f"run: {len(the_plan.pending)} jobs to run, {len(the_plan.done)} already done, "
+                     f"{len(the_plan.invalid)} invalid (shard {index}/{count}, batch size {batch_size}, "
+                     f"{workers} worker{'s' if workers > 1 else ''}"
+                     + (f", {runner.provider}" if runner.provider else "") + f") -> {report_path}")
+    try:
+        summary.stopped = runner.record_invalid_lines(fail_fast)
+        if not summary.stopped:
+            summary.stopped = _run_groups(runner, groups(the_plan.pending, batch_size, facts.decoding),
+                                          workers, fail_fast)
+    except OSError as e:  # the report itself could not be appended
+        raise RunError(f"{report_path}: cannot append to the report ({e.strerror or e}); "
+                       "finished outputs are kept, rerun to continue") from None
+    finally:
+        progress.close()
+        report.close()
+    return finish(summary, runner, began, report_path, log, "run")
+
+
+def finish(summary: "Summary", runner: "Runner", began: float, report_path: Path, log, label: str) -> "Summary":
+    """Fill in the summary of a finished run (local or Ray) and log its closing line."""
+    summary.ok, summary.failed = runner.ok, runner.failed
+    summary.seconds = time.monotonic() - began
+    log(f"{label}: {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done"
+        + (" (stopped at the first failure: --fail-fast)" if summary.stopped else "")
+        + f" in {summary.seconds:.1f} s; report: {report_path}")
+    return summary
+
+
+def _run_groups(runner: Runner, batches: Iterator[list[Job]], workers: int, fail_fast: bool) -> bool:
+    """Run the groups (in `workers` threads sharing one Generator); True if --fail-fast stopped it."""
+    if workers == 1:
+        for group in batches:
+            if not runner.run_group(group) and fail_fast:
+                return True
+        return False
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    stop = False
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="magvit-run") as pool:
+        running: set = set()
+        for group in batches:
+            while len(running) >= 2 * workers:  # keep inputs of only a few groups in memory
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                stop |= fail_fast and not all(f.result() for f in finished)
+            if stop:
+                break
+            running.add(pool.submit(runner.run_group, group))
+        for future in running:
+            stop |= fail_fast and not future.result()
+    return stop
