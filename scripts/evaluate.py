@@ -14,6 +14,8 @@ Measures, on test clips the model never saw:
   Fréchet       CG: Fréchet distance between generated and real test clips on
                 `clip_features` (defined below; lower is better, 0 = same Gaussian)
   runtime       seconds per generated video, per task
+Decoding: the model's defaults (official: 12 steps, no guidance) unless --steps or
+--guidance-scale say otherwise; --tasks limits the run to some tasks (ids or abbreviations).
 """
 from __future__ import annotations
 
@@ -45,27 +47,27 @@ def in_batches(fn, count: int, batch: int):
     return np.concatenate([fn(slice(i, min(i + batch, count))) for i in range(0, count, batch)])
 
 
-def evaluate(generator: Generator, count: int, seed: int, steps: int | None, batch: int, log) -> dict:
+def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_names: list[str],
+             steps: int | None = None, guidance_scale: float | None = None) -> dict:
     clips, labels = synthetic.make_dataset("test", count)
     clips = synthetic.resize_clips(clips, generator.video_shape)
     latent = generator.manifest["latent_shape"]
-    report: dict = {"count": count, "seed": seed, "steps": steps or generator.manifest["decoding"]["num_iter"]}
+    decoding = generator.manifest["decoding"]
+    settings = {"seed": seed, "steps": steps, "guidance_scale": guidance_scale}
+    report: dict = {"count": count, "seed": seed, "steps": steps or decoding["num_iter"],
+                    "guidance_scale": decoding["guidance_scale"] if guidance_scale is None else guidance_scale}
 
     recon = in_batches(lambda s: generator.decode(generator.encode(clips[s])), count, batch)
     report["tokenizer"] = {"psnr": float(psnr(clips, recon).mean()), "ssim": float(ssim(clips, recon).mean())}
     log(f"tokenizer: PSNR {report['tokenizer']['psnr']:.2f} dB, SSIM {report['tokenizer']['ssim']:.4f}")
 
     report["tasks"] = {}
-    for name in generator.tasks:
+    for name in task_names:
         spec = tasks.get_task(name)
         started = time.time()
-        kwargs = lambda s: {"class_id": labels[s]} if spec.class_conditional else {}  # noqa: E731
-        if spec.needs_video:
-            out = in_batches(lambda s: generator.generate(name, video=clips[s], seed=seed, steps=steps, **kwargs(s)),
-                             count, batch)
-        else:
-            out = in_batches(lambda s: generator.generate(name, class_id=labels[s], seed=seed, steps=steps),
-                             count, batch)
+        inputs = lambda s: ({"video": clips[s]} if spec.needs_video else {}) | (  # noqa: E731
+            {"class_id": labels[s]} if spec.class_conditional else {})
+        out = in_batches(lambda s: generator.generate(name, **inputs(s), **settings), count, batch)
         entry = {"seconds_per_video": (time.time() - started) / count}
         if spec.needs_video:
             cond = tasks.condition(name, as_float(clips), latent)
@@ -92,15 +94,22 @@ def main(argv=None):
     p.add_argument("--providers", default="cpu")
     p.add_argument("--count", type=int, default=100, help="test clips per task")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="decoding steps (default: the model's)")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="classifier-free guidance scale (default: the model's; official 0 = none)")
+    p.add_argument("--tasks", default=None, help="comma-separated task ids or abbreviations (default: all)")
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.count < 4:
         p.error("--count must be >= 4")
     generator = Generator(args.artifacts, args.providers)
-    report = evaluate(generator, args.count, args.seed, args.steps, args.batch,
-                      lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        names = generator.tasks if args.tasks is None else [tasks.get_task(t).name for t in args.tasks.split(",")]
+    except ValueError as e:
+        p.error(str(e))
+    report = evaluate(generator, args.count, args.seed, args.batch,
+                      lambda line: print(line, file=sys.stderr, flush=True), names, args.steps, args.guidance_scale)
     # The folder as a path relative to here when it is inside (the report stays true in any
     # checkout), and what identifies the model wherever it lies: the weights' sha256.
     folder = generator.artifacts.resolve()

@@ -68,3 +68,15 @@ def test_evaluate_script(artifacts, tmp_path):
         if TASKS[name].class_conditional:
             assert 0 <= entry["class_accuracy"] <= 1
     assert np.isfinite(report["tasks"]["full_generation"]["frechet_distance"])
+    assert report["guidance_scale"] == 0 and report["steps"] == 1
+
+    # A subset of tasks, with guidance; a task the model does not know is refused by name.
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
+                             "--count", "4", "--steps", "1", "--tasks", "CG,FP", "--guidance-scale", "2",
+                             "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert set(report["tasks"]) == {"full_generation", "frame_prediction"} and report["guidance_scale"] == 2
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
+                             "--tasks", "CG,XX"], capture_output=True, text=True)
+    assert result.returncode == 2 and "XX" in result.stderr
