@@ -45,7 +45,8 @@ def main(argv=None):
     load_weights(args.weights, {"vq": vq})
     clips, labels = synthetic.make_dataset("test", args.count)
     recon = reconstruct(vq.eval(), clips, args.batch)
-    report = {"weights": str(args.weights), "step": read_metadata(args.weights).get("step"), "count": args.count,
+    metadata = {k: v for k, v in read_metadata(args.weights).items() if k != "magvit_config"}  # steps, source, ...
+    report = {"weights": str(args.weights), "weights_metadata": metadata, "count": args.count,
               "psnr": float(psnr(clips, recon).mean()), "ssim": float(ssim(clips, recon).mean()),
               "classifier_accuracy_on_reconstructions": float((synthetic.classify(recon) == labels).mean()),
               "unknown_region_mse": {}}

@@ -36,7 +36,7 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert read_config(tok / "tokenizer.safetensors").name == "tiny"
     run("evaluate_tokenizer.py", "--weights", tok / "tokenizer.safetensors", "--count", 2, "--json", tmp_path / "tok.json")
     report = json.loads((tmp_path / "tok.json").read_text())
-    assert report["step"] == "3" and report["psnr"] > 0 and 0 <= report["ssim"] <= 1
+    assert report["weights_metadata"]["step"] == "3" and report["psnr"] > 0 and 0 <= report["ssim"] <= 1
     assert set(report["unknown_region_mse"]) == {"frame_prediction", "frame_interpolation", "outpainting_c",
                                                  "outpainting_v", "outpainting_h", "outpainting_dv", "inpainting_c",
                                                  "inpainting_dv", "frame_prediction_c"}
