@@ -3,7 +3,7 @@
     python scripts/train_transformer.py --tokenizer runs/tokenizer/tokenizer.safetensors --out runs/transformer
 
 Official recipe (spec §5, §8): every step trains one task of a fixed shuffled schedule
-(each of the ten tasks equally often), COMMIT masking with a cosine mask ratio per step,
+(each of the ten tasks equally often, or as `--task-weights` says), COMMIT masking with a cosine mask ratio per step,
 label-smoothed token loss on every latent position ('mask+refine+recons'), AdamW(0.9,
 0.96, wd 0.045 on kernels only), global-norm clip 1.0, warmup + cosine. Ours: condition
 dropout for classifier-free guidance (the preset's `cond_dropout`), and, for speed on
@@ -31,6 +31,23 @@ from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
 
 
+def parse_task_weights(text: str) -> dict[str, float]:
+    """'CG=3,CFP=1.5' -> {'full_generation': 3.0, 'frame_prediction_c': 1.5} (ids or abbreviations)."""
+    weights = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+            task = tasks.get_task(name).name
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: {error if sep else 'expected TASK=WEIGHT'}; e.g. 'CG=3,CFP=1.5'") from None
+        if not weight > 0:
+            raise argparse.ArgumentTypeError(f"{item!r}: a weight must be > 0")
+        weights[task] = weight
+    return weights
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tokenizer", type=Path, required=True, help="tokenizer.safetensors from train_tokenizer.py")
@@ -43,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--cond-dropout", type=float, default=None, help="default: the preset's")
+    p.add_argument("--task-weights", type=parse_task_weights, default={},
+                   help="per-task schedule weights, e.g. 'CG=3,CFP=1.5' (official per-task `weight`; default 1 each)")
     p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
     p.add_argument("--device", default="auto")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for the transformer (fp32 weights); ~2x faster on CPUs with AVX512-BF16")
@@ -118,7 +137,12 @@ def main(argv=None):
     transformer = Transformer(config).to(device)
     optimizer = transformer_optimizer(transformer, lr=args.lr)
     rng = np.random.default_rng(args.seed)
-    schedule = task_schedule(list(config.tasks), rng=np.random.default_rng(args.seed))
+    unknown = set(args.task_weights) - set(config.tasks)
+    if unknown:
+        raise SystemExit(f"--task-weights names tasks this model does not train: {sorted(unknown)}; "
+                         f"it trains {', '.join(config.tasks)}")
+    weights = [args.task_weights.get(name, 1.0) for name in config.tasks]
+    schedule = task_schedule(list(config.tasks), weights, rng=np.random.default_rng(args.seed))
     step = 0
     state = load_state(args.out / "state.pt", device)
     if state is not None:
@@ -132,7 +156,8 @@ def main(argv=None):
                                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                                            "step": step, "args": {k: str(v) for k, v in vars(args).items()}})
         save_weights(args.out / "model.safetensors", config, {"vq": vq, "transformer": transformer},
-                     metadata={"step": str(step), "data": args.data, "tokenizer": args.tokenizer.name})
+                     metadata={"step": str(step), "data": args.data, "tokenizer": args.tokenizer.name,
+                               "task_weights": ",".join(f"{n}={w:g}" for n, w in zip(config.tasks, weights))})
 
     def evaluate() -> dict[str, float]:
         """Validation token loss per task at the same fixed masking every time."""

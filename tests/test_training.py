@@ -43,11 +43,17 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
 
     tr = tmp_path / "tr"
     out = run("train_transformer.py", "--tokenizer", tok / "tokenizer.safetensors", "--out", tr, "--pool", 4,
-              "--val-pool", 4, "--steps", 2, "--batch-size", 2, "--eval-every", 2, "--log-every", 1, "--bf16")
+              "--val-pool", 4, "--steps", 2, "--batch-size", 2, "--eval-every", 2, "--log-every", 1, "--bf16",
+              "--task-weights", "CG=3,frame_prediction_c=1.5")
     assert "val_loss" in out and (tr / "tokens.npz").is_file()
     pool = np.load(tr / "tokens.npz")
     assert pool["inputs"].shape == (4, 4, 16, 16) and "inpainting_dv" in pool and "full_generation" not in pool
     assert read_metadata(tr / "model.safetensors")["step"] == "2"
+    assert "full_generation=3,frame_prediction_c=1.5" in read_metadata(tr / "model.safetensors")["task_weights"]
+    for bad, named in (("CG", "TASK=WEIGHT"), ("XX=2", "unknown task"), ("CG=0", "> 0")):
+        refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_transformer.py"), "--tokenizer", "t",
+                                  "--out", tmp_path / "x", "--task-weights", bad], capture_output=True, text=True)
+        assert refused.returncode == 2 and named in refused.stderr, refused.stderr
 
     # A decoder-only fine-tune of the model's tokenizer keeps its tokens; a full one does not.
     ft, full = tmp_path / "ft", tmp_path / "full"
