@@ -108,6 +108,9 @@ def main(argv=None):
         names = generator.tasks if args.tasks is None else [tasks.get_task(t).name for t in args.tasks.split(",")]
     except ValueError as e:
         p.error(str(e))
+    unserved = [name for name in names if name not in generator.tasks]
+    if unserved:
+        p.error(f"--tasks: this model does not serve {', '.join(unserved)}; it serves {', '.join(generator.tasks)}")
     report = evaluate(generator, args.count, args.seed, args.batch,
                       lambda line: print(line, file=sys.stderr, flush=True), names, args.steps, args.guidance_scale)
     # The folder as a path relative to here when it is inside (the report stays true in any

@@ -15,19 +15,25 @@ the checkpoint's, or the tokens the transformer was trained on would change.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import torch
 
 from magvit_onnx.export.export_all import main as export_main
-from magvit_onnx.models.checkpoint import load_checkpoint, load_weights, read_metadata, save_weights
+from magvit_onnx.models.checkpoint import load_checkpoint, load_weights, read_config, read_metadata, save_weights
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.paths import DEFAULT_MODEL
 
 
 def replace_decoder(vq: VQVAE, tokenizer: Path) -> None:
     """Load the decoder of `tokenizer` into `vq`, after checking that both tokenize alike."""
+    theirs = read_config(tokenizer)
+    if theirs.vq != vq.config:
+        fields = [f.name for f in dataclasses.fields(vq.config) if getattr(theirs.vq, f.name) != getattr(vq.config, f.name)]
+        raise SystemExit(f"{tokenizer}: its tokenizer (preset {theirs.name!r}) differs from the checkpoint's in "
+                         f"{', '.join(fields)}; only a decoder-only fine-tune of this checkpoint can be combined")
     tuned = VQVAE(vq.config)
     load_weights(tokenizer, {"vq": tuned})
     for part in ("encoder", "quantizer"):

@@ -1,5 +1,6 @@
 """`magvit-onnx demo / info / export`, and scripts/evaluate.py, on a small random-init model."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,13 @@ def test_evaluate_script(artifacts, tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
                              "--tasks", "CG,XX"], capture_output=True, text=True)
     assert result.returncode == 2 and "XX" in result.stderr
+
+    # A task the model does not serve is refused before any work, naming what it serves.
+    fewer = tmp_path / "fewer"
+    shutil.copytree(artifacts, fewer)
+    manifest = json.loads((fewer / "manifest.json").read_text())
+    del manifest["tasks"]["inpainting_dv"]
+    (fewer / "manifest.json").write_text(json.dumps(manifest))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(fewer),
+                             "--tasks", "CG,IPD"], capture_output=True, text=True)
+    assert result.returncode == 2 and "does not serve inpainting_dv" in result.stderr and "tokenizer" not in result.stderr

@@ -1,4 +1,5 @@
 """Training scripts end to end (a few steps), resume, data sources, shipping the result."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,8 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from magvit_onnx import Generator
-from magvit_onnx.models.checkpoint import read_config, read_metadata
+from magvit_onnx.models.checkpoint import read_config, read_metadata, save_weights
 from magvit_onnx.models.data import FolderClips, SyntheticClips
+from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.video import write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,13 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
                             tr / "model.safetensors", "--tokenizer", full / "tokenizer.safetensors", "--out",
                             tmp_path / "mixed"], capture_output=True, text=True)
     assert mixed.returncode != 0 and "tokens would differ" in mixed.stderr
+    other = read_config(tr / "model.safetensors")  # a tokenizer of another layout is refused by its config
+    other = dataclasses.replace(other, vq=dataclasses.replace(other.vq, filters=other.vq.filters * 2))
+    save_weights(tmp_path / "other.safetensors", other, {"vq": VQVAE(other.vq)})
+    refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_default_model.py"), "--weights",
+                              tr / "model.safetensors", "--tokenizer", tmp_path / "other.safetensors", "--out",
+                              tmp_path / "other"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "differs from the checkpoint's in filters" in refused.stderr
     g = Generator(shipped / "artifacts")
     assert g.manifest["weights"]["random_init"] is False and len(g.manifest["weights"]["sha256"]) == 64
     assert g.generate("CG", class_id=3, seed=0, steps=2).shape == (1, 16, 64, 64, 3)
