@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from magvit_onnx import Generator
 from magvit_onnx.models.checkpoint import read_config, read_metadata, save_weights
@@ -52,6 +53,20 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert pool["inputs"].shape == (4, 4, 16, 16) and "inpainting_dv" in pool and "full_generation" not in pool
     assert read_metadata(tr / "model.safetensors")["step"] == "2"
     assert "full_generation=3,frame_prediction_c=1.5" in read_metadata(tr / "model.safetensors")["task_weights"]
+    # The class probe: a model whose class tokens all embed alike cannot tell classes apart.
+    run("class_likelihood.py", "--weights", tr / "model.safetensors", "--count", 4, "--json", tmp_path / "probe.json")
+    probe = json.loads((tmp_path / "probe.json").read_text())
+    assert set(probe["tasks"]) == {"full_generation", "frame_prediction_c"} and probe["chance"] == 0.1
+    assert all(np.isfinite(e["gap"]) and e["gap"] != 0 and 0 <= e["accuracy"] <= 1 for e in probe["tasks"].values())
+    weights, vocab = load_file(str(tr / "model.safetensors")), read_config(tr / "model.safetensors").vocab
+    rows = [vocab.row(vocab.class_id(c)) for c in range(10)]
+    word = weights["transformer.embeddings.word.weight"]
+    word[rows] = word[rows[0]].clone()
+    blind = tmp_path / "blind.safetensors"
+    save_file(weights, str(blind), metadata=safe_open(str(tr / "model.safetensors"), "pt").metadata())
+    run("class_likelihood.py", "--weights", blind, "--count", 4, "--json", tmp_path / "probe.json")
+    assert all(e["gap"] == 0 for e in json.loads((tmp_path / "probe.json").read_text())["tasks"].values())
+
     for bad, named in (("CG", "TASK=WEIGHT"), ("XX=2", "unknown task"), ("CG=0", "> 0")):
         refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_transformer.py"), "--tokenizer", "t",
                                   "--out", tmp_path / "x", "--task-weights", bad], capture_output=True, text=True)
