@@ -57,7 +57,6 @@ def main(argv=None):
     if not names or config.num_classes != synthetic.NUM_CLASSES:
         p.error(f"{args.weights}: the probe needs a class-conditional model of the synthetic set's "
                 f"{synthetic.NUM_CLASSES} classes (this one: tasks {', '.join(config.tasks)}, {config.num_classes} classes)")
-    vq.eval(), transformer.eval()
     clips, labels = synthetic.make_dataset("test", args.count)
     clips = synthetic.resize_clips(clips, config.vq.video_shape)
 

@@ -3,9 +3,10 @@
     python scripts/train_transformer.py --tokenizer runs/tokenizer/tokenizer.safetensors --out runs/transformer
 
 Official recipe (spec §5, §8): every step trains one task of a fixed shuffled schedule
-(each of the ten tasks equally often, or as `--task-weights` says), COMMIT masking with a cosine mask ratio per step,
-label-smoothed token loss on every latent position ('mask+refine+recons'), AdamW(0.9,
-0.96, wd 0.045 on kernels only), global-norm clip 1.0, warmup + cosine. Ours: condition
+(each of the ten tasks equally often, or as `--task-weights` says), COMMIT masking with
+a cosine mask ratio per step, label-smoothed token loss on every latent position
+('mask+refine+recons'), AdamW(0.9, 0.96, wd 0.045 on kernels only), global-norm clip 1.0,
+warmup + cosine. Ours: condition
 dropout for classifier-free guidance (the preset's `cond_dropout`), and, for speed on
 CPU, a pool of training clips tokenized once (inputs and every task's condition video)
 into `OUT/tokens.npz` instead of tokenizing every step. Resumes from `OUT/state.pt`;
