@@ -60,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--restart-at", type=int, default=0,
+                   help="warm restart: the warmup + cosine schedule begins again at this step and ends at --steps "
+                        "(to go on training a finished model at a fresh learning rate)")
     p.add_argument("--cond-dropout", type=float, default=None, help="default: the preset's")
     p.add_argument("--task-weights", type=parse_task_weights, default={},
                    help="per-task schedule weights, e.g. 'CG=3,CFP=1.5' (official per-task `weight`; default 1 each)")
@@ -118,6 +121,8 @@ def batch_for(pool, masks, task, index, config, rng, device):
 
 def main(argv=None):
     args = parse_args(argv)
+    if not 0 <= args.restart_at < args.steps:
+        raise SystemExit(f"--restart-at {args.restart_at} must be in [0, --steps {args.steps})")
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     config = read_config(args.tokenizer)
@@ -151,6 +156,9 @@ def main(argv=None):
         rng.bit_generator.state = state["rng"]; torch.set_rng_state(state["torch_rng"])
         step = state["step"]
         print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
+    if args.restart_at > step:
+        raise SystemExit(f"--restart-at {args.restart_at} is past the step training resumes at ({step}); "
+                         f"a restart begins at or before it")
 
     def save(step: int) -> None:
         save_state(args.out / "state.pt", {"transformer": transformer.state_dict(), "optimizer": optimizer.state_dict(),
@@ -175,7 +183,7 @@ def main(argv=None):
     def train_step(step: int) -> dict:
         task = schedule[step % len(schedule)]
         batch = batch_for(pool, masks, task, rng.integers(0, len(pool["inputs"]), args.batch_size), config, rng, device)
-        lr = warmup_cosine(step, args.lr, args.warmup, args.steps)
+        lr = warmup_cosine(step - args.restart_at, args.lr, args.warmup, args.steps - args.restart_at)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             return {"task": task, "lr": lr, **optimizer_step(transformer, optimizer, batch, config, lr)}
 

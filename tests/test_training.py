@@ -1,6 +1,7 @@
 """Training scripts end to end (a few steps), resume, data sources, shipping the result."""
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,21 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     save_file(weights, str(blind), metadata=safe_open(str(tr / "model.safetensors"), "pt").metadata())
     run("class_likelihood.py", "--weights", blind, "--count", 4, "--json", tmp_path / "probe.json")
     assert all(e["gap"] == 0 for e in json.loads((tmp_path / "probe.json").read_text())["tasks"].values())
+
+    # A warm restart: the schedule begins again at --restart-at (here without warmup: full lr, then cosine).
+    again = tmp_path / "again"
+    shutil.copytree(tr, again)
+    restart = ["--tokenizer", tok / "tokenizer.safetensors", "--out", again, "--batch-size", 2, "--lr", 1e-3,
+               "--warmup", 0, "--eval-every", 100]
+    out = run("train_transformer.py", *restart, "--steps", 4, "--restart-at", 2)
+    assert "at step 2" in out
+    rows = [json.loads(line) for line in (again / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], round(r["lr"], 9)) for r in rows[-2:]] == [(3, 1e-3), (4, 5e-4)]
+    for bad, named in ((["--steps", 9, "--restart-at", 5], "past the step training resumes at (4)"),
+                       (["--steps", 4, "--restart-at", 4], "must be in [0, --steps 4)")):
+        refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_transformer.py"), *map(str, restart),
+                                  *map(str, bad)], capture_output=True, text=True)
+        assert refused.returncode != 0 and named in refused.stderr, refused.stderr
 
     for bad, named in (("CG", "TASK=WEIGHT"), ("XX=2", "unknown task"), ("CG=0", "> 0")):
         refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_transformer.py"), "--tokenizer", "t",
