@@ -54,7 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--tokenizer", type=Path, required=True, help="tokenizer.safetensors from train_tokenizer.py")
     p.add_argument("--data", default="synthetic", help="'synthetic' or a folder of videos (class = sub-folder)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--pool", type=int, default=4096, help="training clips tokenized once (synthetic data)")
+    p.add_argument("--pool", type=int, default=4096,
+                   help="training clips tokenized once (synthetic data); a larger value on resume grows the pool")
     p.add_argument("--val-pool", type=int, default=64, help="validation clips tokenized once")
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=16)
@@ -95,12 +96,19 @@ def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, device, chunk: int = 16)
 
 
 def token_pool(path: Path, vq, source, count: int, config, device, seed: int) -> dict[str, np.ndarray]:
-    """Load `path`, or tokenize `count` clips of `source` into it."""
-    if path.is_file():
-        return dict(np.load(path))
-    clips, labels = source.sample(count, np.random.default_rng(seed))
-    pool = tokenize_pool(vq, clips, config, device)
-    pool["labels"] = labels
+    """Load `path`, or tokenize `count` clips of `source` into it. When `path` holds fewer
+    than `count` clips, the missing ones are drawn (a generator seeded by `seed` and the
+    count held), tokenized and appended: a resumed run can grow its pool."""
+    pool = dict(np.load(path)) if path.is_file() else {}
+    held = len(pool["labels"]) if pool else 0
+    if pool and held >= count:
+        return pool
+    if held:
+        print(f"growing {path} from {held} to {count} clips", flush=True)
+    clips, labels = source.sample(count - held, np.random.default_rng([seed, held] if held else seed))
+    new = tokenize_pool(vq, clips, config, device)
+    new["labels"] = labels
+    pool = {key: np.concatenate([pool[key], part]) for key, part in new.items()} if pool else new
     np.savez(path, **pool)
     return pool
 

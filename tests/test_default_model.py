@@ -64,7 +64,7 @@ def test_tokenizer_reconstructs_held_out_clips(generator, test_clips):
 
 # Tasks with a clear margin in the README's evaluation. Frame prediction and frame
 # interpolation beat "repeat the last frame" / the linear blend only narrowly over 20 clips
-# (5 % and 1 %; see the README's model card for why); vertical and horizontal
+# (3 % each; see the README's model card for why); vertical and horizontal
 # outpainting win on average over 20 clips, but not on every 6-clip sample.
 @pytest.mark.parametrize("task", ["outpainting_c", "outpainting_dv", "inpainting_c", "inpainting_dv"])
 def test_conditional_tasks_beat_their_trivial_baseline(generator, test_clips, task):

@@ -71,10 +71,12 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     # A warm restart: the schedule begins again at --restart-at (here without warmup: full lr, then cosine).
     again = tmp_path / "again"
     shutil.copytree(tr, again)
-    restart = ["--tokenizer", tok / "tokenizer.safetensors", "--out", again, "--batch-size", 2, "--lr", 1e-3,
-               "--warmup", 0, "--eval-every", 100]
+    restart = ["--tokenizer", tok / "tokenizer.safetensors", "--out", again, "--pool", 6, "--val-pool", 4,
+               "--batch-size", 2, "--lr", 1e-3, "--warmup", 0, "--eval-every", 100]
     out = run("train_transformer.py", *restart, "--steps", 4, "--restart-at", 2)
-    assert "at step 2" in out
+    assert "at step 2" in out and "from 4 to 6 clips" in out  # ... and a larger --pool grows the pool
+    grown = np.load(again / "tokens.npz")
+    assert grown["inputs"].shape[0] == len(grown["labels"]) == 6 and np.array_equal(grown["inputs"][:4], pool["inputs"])
     rows = [json.loads(line) for line in (again / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], round(r["lr"], 9)) for r in rows[-2:]] == [(3, 1e-3), (4, 5e-4)]
     for bad, named in ((["--steps", 9, "--restart-at", 5], "past the step training resumes at (4)"),
