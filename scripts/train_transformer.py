@@ -138,7 +138,16 @@ def main(argv=None):
     config = dataclasses.replace(config, num_classes=source.num_classes)
     if args.cond_dropout is not None:
         config = dataclasses.replace(config, training=dataclasses.replace(config.training, cond_dropout=args.cond_dropout))
+    unknown = set(args.task_weights) - set(config.tasks)
+    if unknown:
+        raise SystemExit(f"--task-weights names tasks this model does not train: {sorted(unknown)}; "
+                         f"it trains {', '.join(config.tasks)}")
     args.out.mkdir(parents=True, exist_ok=True)
+    state = load_state(args.out / "state.pt", device)  # checked before any tokenizing
+    resumes_at = state["step"] if state is not None else 0
+    if args.restart_at > resumes_at:
+        raise SystemExit(f"--restart-at {args.restart_at} is past the step training resumes at ({resumes_at}); "
+                         f"a restart begins at or before it")
 
     vq = VQVAE(config.vq)
     load_weights(args.tokenizer, {"vq": vq})
@@ -151,22 +160,13 @@ def main(argv=None):
     transformer = Transformer(config).to(device)
     optimizer = transformer_optimizer(transformer, lr=args.lr)
     rng = np.random.default_rng(args.seed)
-    unknown = set(args.task_weights) - set(config.tasks)
-    if unknown:
-        raise SystemExit(f"--task-weights names tasks this model does not train: {sorted(unknown)}; "
-                         f"it trains {', '.join(config.tasks)}")
     weights = [args.task_weights.get(name, 1.0) for name in config.tasks]
     schedule = task_schedule(list(config.tasks), weights, rng=np.random.default_rng(args.seed))
-    step = 0
-    state = load_state(args.out / "state.pt", device)
+    step = resumes_at
     if state is not None:
         transformer.load_state_dict(state["transformer"]); optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]; torch.set_rng_state(state["torch_rng"])
-        step = state["step"]
         print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
-    if args.restart_at > step:
-        raise SystemExit(f"--restart-at {args.restart_at} is past the step training resumes at ({step}); "
-                         f"a restart begins at or before it")
 
     def save(step: int) -> None:
         save_state(args.out / "state.pt", {"transformer": transformer.state_dict(), "optimizer": optimizer.state_dict(),
