@@ -53,7 +53,7 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
     clips = synthetic.resize_clips(clips, generator.video_shape)
     latent = generator.manifest["latent_shape"]
     decoding = generator.manifest["decoding"]
-    settings = {"seed": seed, "steps": steps, "guidance_scale": guidance_scale}
+    settings = {"steps": steps, "guidance_scale": guidance_scale}
     report: dict = {"count": count, "seed": seed, "steps": steps or decoding["num_iter"],
                     "guidance_scale": decoding["guidance_scale"] if guidance_scale is None else guidance_scale}
 
@@ -67,7 +67,11 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
         started = time.time()
         inputs = lambda s: ({"video": clips[s]} if spec.needs_video else {}) | (  # noqa: E731
             {"class_id": labels[s]} if spec.class_conditional else {})
-        out = in_batches(lambda s: generator.generate(name, **inputs(s), **settings), count, batch)
+        # One seed per clip (seed + its index): every clip gets its own random numbers, and the
+        # results do not depend on --batch. (One shared seed would give each batch of CG
+        # the same random numbers for the same classes: the same clips over again.)
+        out = in_batches(lambda s: generator.generate(name, **inputs(s), seed=list(range(seed + s.start, seed + s.stop)),
+                                                      **settings), count, batch)
         entry = {"seconds_per_video": (time.time() - started) / count}
         if spec.needs_video:
             cond = tasks.condition(name, as_float(clips), latent)
@@ -103,6 +107,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.count < 4:
         p.error("--count must be >= 4")
+    if args.seed < 0:
+        p.error("--seed must be >= 0")
     generator = Generator(args.artifacts, args.providers)
     try:
         names = generator.tasks if args.tasks is None else [tasks.get_task(t).name for t in args.tasks.split(",")]

@@ -71,6 +71,15 @@ def test_evaluate_script(artifacts, tmp_path):
     assert np.isfinite(report["tasks"]["full_generation"]["frechet_distance"])
     assert report["guidance_scale"] == 0 and report["steps"] == 1
 
+    # Every clip has its own seed, so the numbers do not depend on --batch.
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
+                             "--count", "4", "--steps", "1", "--batch", "1", "--tasks", "CG,FP",
+                             "--json", str(tmp_path / "batch1.json")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    batch1 = json.loads((tmp_path / "batch1.json").read_text())["tasks"]
+    assert batch1["frame_prediction"]["unknown_mse"] == pytest.approx(report["tasks"]["frame_prediction"]["unknown_mse"], rel=1e-4)
+    assert batch1["full_generation"]["frechet_distance"] == pytest.approx(report["tasks"]["full_generation"]["frechet_distance"], rel=1e-4)
+
     # A subset of tasks, with guidance; a task the model does not know is refused by name.
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
                              "--count", "4", "--steps", "1", "--tasks", "CG,FP", "--guidance-scale", "2",
