@@ -65,13 +65,12 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
     for name in task_names:
         spec = tasks.get_task(name)
         started = time.time()
-        inputs = lambda s: ({"video": clips[s]} if spec.needs_video else {}) | (  # noqa: E731
-            {"class_id": labels[s]} if spec.class_conditional else {})
         # One seed per clip (seed + its index): every clip gets its own random numbers, and the
         # results do not depend on --batch. (One shared seed would give each batch of CG
         # the same random numbers for the same classes: the same clips over again.)
-        out = in_batches(lambda s: generator.generate(name, **inputs(s), seed=list(range(seed + s.start, seed + s.stop)),
-                                                      **settings), count, batch)
+        inputs = lambda s: ({"video": clips[s]} if spec.needs_video else {}) | (  # noqa: E731
+            {"class_id": labels[s]} if spec.class_conditional else {}) | {"seed": list(range(seed + s.start, seed + s.stop))}
+        out = in_batches(lambda s: generator.generate(name, **inputs(s), **settings), count, batch)
         entry = {"seconds_per_video": (time.time() - started) / count}
         if spec.needs_video:
             cond = tasks.condition(name, as_float(clips), latent)
