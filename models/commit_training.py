@@ -16,6 +16,7 @@ The official code trains no unconditional branch; cond_dropout = 0 reproduces it
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import numpy as np
@@ -69,14 +70,19 @@ def tokenize_task(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitC
 
 def mask_tokens(inputs: np.ndarray, cond_inputs: np.ndarray, latent_mask: np.ndarray, task: str,
                 config: MagvitConfig, rng: np.random.Generator, labels: np.ndarray | None = None,
-                ratio: float | None = None, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Transformer inputs of one COMMIT step from tokens `[B, t, h, w]` (see `commit_batch`)."""
+                ratio: float | None = None, device: torch.device | str = "cpu",
+                mask_score: np.ndarray | None = None, drop: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Transformer inputs of one COMMIT step from tokens `[B, t, h, w]` (see `commit_batch`).
+
+    The step's randomness — mask ratio, per-position mask scores `[B, t, h, w]`, condition
+    dropout `[B]` (bool) — is drawn from `rng` unless given (data-parallel training draws it
+    for the whole global batch and hands each process its rows; see `step_randomness`)."""
     spec = tasks.get_task(task)
     train = config.training
     batch = inputs.shape[0]
     if ratio is None:
         ratio = sample_mask_ratio(config.vq.num_tokens, train.mask_schedule, rng)
-    masked = random_mask(inputs, ratio, cond_inputs=cond_inputs, cond_mask=latent_mask,
+    masked = random_mask(inputs, ratio, mask_score=mask_score, cond_inputs=cond_inputs, cond_mask=latent_mask,
                          condition_mode=train.condition_mode, weight_mode=train.weight_mode, rng=rng)
     vocab = config.vocab
     class_ids = labels if spec.class_conditional else None
@@ -91,13 +97,30 @@ def mask_tokens(inputs: np.ndarray, cond_inputs: np.ndarray, latent_mask: np.nda
              "recons": (~is_masked) & (seq["weights"] > 0)}
 
     if train.cond_dropout > 0:  # ours: classifier-free-guidance training, see module docstring
-        drop = rng.random(batch) < train.cond_dropout
+        if drop is None:
+            drop = rng.random(batch) < train.cond_dropout
         seq["masked_inputs"][drop] = seq["uncond_masked_inputs"][drop]
         seq["segment_ids"][drop] = 0
 
     out = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in seq.items()}
     out.update({k: torch.from_numpy(v).to(device) for k, v in terms.items()})
     return out
+
+
+def step_randomness(seed: int, step: int, global_batch: int, config: MagvitConfig) -> dict[str, np.ndarray]:
+    """The random numbers of one training step for the whole global batch, the same on every
+    process: the mask ratio (one per step, as the official code), mask scores [G, t, h, w] and
+    condition dropout [G]. Process r takes rows [r*b, (r+1)*b) of its micro-batch, so N
+    processes x batch b mask exactly as one process x batch N*b.
+
+    (The official code draws one pattern per device and repeats it on every device; drawing
+    per global batch gives every example its own pattern and makes runs independent of the
+    number of processes.)"""
+    rng = np.random.default_rng([seed, step, 0x7A5C])
+    return {"ratio": sample_mask_ratio(config.vq.num_tokens, config.training.mask_schedule, rng),
+            "mask_score": rng.random((global_batch, *config.vq.latent_shape), dtype=np.float32),
+            "drop": rng.random(global_batch) < config.training.cond_dropout,
+            "picks": rng.random(global_batch)}
 
 
 def commit_batch(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitConfig,
@@ -128,16 +151,28 @@ def commit_loss(transformer: nn.Module, batch: dict[str, torch.Tensor],
     return loss, metrics
 
 
-def optimizer_step(transformer: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-                   config: MagvitConfig, lr: float | None = None, clip_norm: float = 1.0) -> dict[str, float]:
-    """Loss, backward, global-norm clip (official 1.0), AdamW step on one COMMIT batch."""
+def optimizer_step(transformer: nn.Module, optimizer: torch.optim.Optimizer,
+                   batch: dict[str, torch.Tensor] | Sequence[dict[str, torch.Tensor]], config: MagvitConfig,
+                   lr: float | None = None, clip_norm: float = 1.0) -> dict[str, float]:
+    """Loss, backward, global-norm clip (official 1.0), AdamW step on one COMMIT batch, or on
+    a list of micro-batches whose gradients are averaged (gradient accumulation). A
+    DistributedDataParallel transformer averages gradients over processes on the last
+    micro-batch's backward (the others run under `no_sync`), before the clip, as the
+    official code clips after the cross-device mean."""
+    micro_batches = [batch] if isinstance(batch, dict) else list(batch)
     transformer.train()
-    loss, metrics = commit_loss(transformer, batch, config)
     if lr is not None:
         for group in optimizer.param_groups:
             group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    metrics: dict[str, float] = {}
+    for i, micro in enumerate(micro_batches):
+        last = i == len(micro_batches) - 1
+        with contextlib.nullcontext() if last or not hasattr(transformer, "no_sync") else transformer.no_sync():
+            loss, micro_metrics = commit_loss(transformer, micro, config)
+            (loss / len(micro_batches)).backward()
+        for key, value in micro_metrics.items():
+            metrics[key] = metrics.get(key, 0.0) + value / len(micro_batches)
     metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(transformer.parameters(), clip_norm))
     optimizer.step()
     return metrics

@@ -13,7 +13,7 @@ optax update uses lr 0).
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
@@ -189,18 +189,34 @@ class EMA:
 
 
 def tokenizer_train_step(vqvae: nn.Module, loss_fn: TokenizerLoss, g_opt: torch.optim.Optimizer,
-                         d_opt: torch.optim.Optimizer, video: torch.Tensor, ema: EMA | None = None, *,
-                         adversarial: bool = True, r1_scale: float = 1.0) -> dict[str, float]:
+                         d_opt: torch.optim.Optimizer, video: torch.Tensor | Sequence[torch.Tensor],
+                         ema: EMA | None = None, *, adversarial: bool = True, r1_scale: float = 1.0,
+                         sync: Callable[[Iterable[nn.Parameter]], None] | None = None) -> dict[str, float]:
     """One official step: one forward; G grads from g_loss only, D grads from d_loss only
     (both at the current weights); both optimisers step; then the EMA moves.
+
+    `video` may be a list of micro-batches (gradient accumulation): their gradients are
+    averaged. `sync(parameters)` then averages gradients across processes (data parallelism).
     `adversarial` / `r1_scale`: see `TokenizerLoss.forward` (defaults = official)."""
-    reconstruction, quantizer_losses, _ = vqvae(video)
-    g_loss, d_loss, logs = loss_fn(video, reconstruction, quantizer_losses, adversarial=adversarial, r1_scale=r1_scale)
+    micro_batches = [video] if isinstance(video, torch.Tensor) else list(video)
+    g_params = [p for group in g_opt.param_groups for p in group["params"]]
+    d_params = [p for group in d_opt.param_groups for p in group["params"]]
     g_opt.zero_grad(set_to_none=True)
     d_opt.zero_grad(set_to_none=True)
-    g_loss.backward(inputs=[p for group in g_opt.param_groups for p in group["params"]], retain_graph=d_loss is not None)
-    if d_loss is not None:
-        d_loss.backward(inputs=[p for group in d_opt.param_groups for p in group["params"]])
+    logs: dict[str, float] = {}
+    for micro in micro_batches:
+        reconstruction, quantizer_losses, _ = vqvae(micro)
+        g_loss, d_loss, micro_logs = loss_fn(micro, reconstruction, quantizer_losses,
+                                             adversarial=adversarial, r1_scale=r1_scale)
+        share = 1.0 / len(micro_batches)
+        (g_loss * share).backward(inputs=g_params, retain_graph=d_loss is not None)
+        if d_loss is not None:
+            (d_loss * share).backward(inputs=d_params)
+        for key, value in micro_logs.items():
+            logs[key] = logs.get(key, 0.0) + value * share
+    if sync is not None:
+        sync(g_params + (d_params if adversarial else []))
+    if adversarial:
         d_opt.step()
     g_opt.step()
     if ema is not None:

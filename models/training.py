@@ -1,4 +1,4 @@
-"""What both training scripts share: device choice, progress lines, JSONL metrics, resumable state."""
+"""What both training scripts share: progress lines, JSONL metrics, resumable state, the loop."""
 from __future__ import annotations
 
 import json
@@ -9,26 +9,22 @@ from typing import Callable
 
 import torch
 
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when present, else CPU; or an explicit torch device string."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from magvit_onnx.models.distributed import Dist, any_rank
 
 
 class Progress:
-    """One line per report to stderr: step, metrics, steps/s (since start) and ETA."""
+    """One line per report to stderr: step, metrics, steps/s and samples/s (since start), ETA."""
 
-    def __init__(self, total: int, start: int = 0):
-        self.total, self.start, self.t0 = total, start, time.time()
+    def __init__(self, total: int, start: int = 0, samples_per_step: int = 0):
+        self.total, self.start, self.samples_per_step, self.t0 = total, start, samples_per_step, time.time()
 
     def line(self, step: int, metrics: dict[str, float]) -> str:
         elapsed = time.time() - self.t0
         rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - step) / rate if rate > 0 else float("inf")
         shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        return f"step {step}/{self.total} | {shown} | {rate:.2f} steps/s | ETA {format_seconds(eta)}"
+        samples = f" | {rate * self.samples_per_step:.1f} samples/s" if self.samples_per_step else ""
+        return f"step {step}/{self.total} | {shown} | {rate:.2f} steps/s{samples} | ETA {format_seconds(eta)}"
 
     def report(self, step: int, metrics: dict[str, float]) -> None:
         print(self.line(step, metrics), file=sys.stderr, flush=True)
@@ -41,19 +37,34 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-class JsonlLog:
-    """Append-only metrics file, one JSON object per line, flushed at once."""
+class MetricsLog:
+    """Append-only `metrics.jsonl` (one JSON object per line, flushed at once), mirrored to
+    TensorBoard when `tensorboard` is on and the package is installed."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tensorboard: bool = False):
         self.path = Path(path)
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                print("warning: --tensorboard needs the tensorboard package; logging to JSONL only",
+                      file=sys.stderr, flush=True)
+            else:
+                self.writer = SummaryWriter(str(self.path.parent / "tensorboard"))
 
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.writer.add_scalar(key, value, record["step"])
 
 
 def save_state(path: Path, state: dict) -> None:
-    """Resumable training state (model/optimiser state dicts, step, RNG) via temp file + rename."""
+    """Resumable training state via temp file + rename. Only tensors and plain Python values
+    (numbers, strings, lists, dicts), so `load_state` can refuse anything else."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -61,34 +72,59 @@ def save_state(path: Path, state: dict) -> None:
 
 
 def load_state(path: Path, device: torch.device) -> dict | None:
+    """The state written by `save_state`, or None when there is none. Loaded with
+    `weights_only=True`: a planted file cannot run code, it is refused."""
     path = Path(path)
-    return torch.load(path, map_location=device, weights_only=False) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # pickle's errors have no common base class
+        raise SystemExit(f"{path}: not a training state this script wrote ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}); move it away to start afresh") from None
+
+
+def plain(value):
+    """Arguments as plain values for a state file / metadata (paths become strings)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
 
 
 def train_loop(*, step: int, total: int, train_step: Callable[[int], dict], evaluate: Callable[[], dict],
                save: Callable[[int], None], out: Path, shown: tuple[str, ...], log_every: int, eval_every: int,
-               save_every: int, time_limit: float | None) -> int:
+               save_every: int, time_limit: float | None, dist: Dist = Dist(), global_batch: int = 0,
+               tensorboard: bool = False) -> int:
     """The loop both scripts share: step, evaluate, log (JSONL + progress), save, stop in time.
 
-    `train_step(step)` does one optimiser step and returns its metrics; `evaluate()` returns
-    validation metrics; `save(step)` writes the resumable state. Returns the last step.
+    `train_step(step)` does one optimiser step on every rank and returns its metrics (already
+    averaged over ranks); `evaluate()` returns validation metrics and `save(step)` writes the
+    resumable state — both run on rank 0 only. Every record names `world_size` and
+    `global_batch`. The time limit is agreed by all ranks, so they stop at the same step.
+    Returns the last step.
     """
-    log, progress = JsonlLog(out / "metrics.jsonl"), Progress(total, step)
+    log = MetricsLog(out / "metrics.jsonl", tensorboard) if dist.main else None
+    progress = Progress(total, step, global_batch)
     started = time.time()
     while step < total:
         record = train_step(step)
         step += 1
-        record = {"step": step, **record}
+        record = {"step": step, "world_size": dist.world, "global_batch": global_batch, **record}
         evaluated = step % eval_every == 0 or step == total
-        if evaluated:
-            record.update(evaluate())
-        if step % log_every == 0 or evaluated:
-            progress.report(step, {k: record[k] for k in shown if k in record})
-        log.write(record)
-        out_of_time = time_limit is not None and time.time() - started > 60 * time_limit
-        if step % save_every == 0 or step == total or out_of_time:
-            save(step)
+        out_of_time = any_rank(time_limit is not None and time.time() - started > 60 * time_limit,
+                               dist.world, dist.device)
+        if dist.main:
+            if evaluated:
+                record.update(evaluate())
+            if step % log_every == 0 or evaluated:
+                progress.report(step, {k: record[k] for k in shown if k in record})
+            log.write(record)
+            if step % save_every == 0 or step == total or out_of_time:
+                save(step)
         if out_of_time:
-            print(f"time limit reached at step {step}; resume with the same command", file=sys.stderr, flush=True)
+            if dist.main:
+                print(f"time limit reached at step {step}; resume with the same command", file=sys.stderr, flush=True)
             break
     return step

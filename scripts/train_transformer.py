@@ -2,16 +2,28 @@
 
     python scripts/train_transformer.py --tokenizer runs/tokenizer/tokenizer.safetensors --out runs/transformer
 
-Official recipe (spec §5, §8): every step trains one task of a fixed shuffled schedule
-(each of the ten tasks equally often, or as `--task-weights` says), COMMIT masking with
-a cosine mask ratio per step, label-smoothed token loss on every latent position
-('mask+refine+recons'), AdamW(0.9, 0.96, wd 0.045 on kernels only), global-norm clip 1.0,
-warmup + cosine. Ours: condition
-dropout for classifier-free guidance (the preset's `cond_dropout`), and, for speed on
-CPU, a pool of training clips tokenized once (inputs and every task's condition video)
-into `OUT/tokens.npz` instead of tokenizing every step. Resumes from `OUT/state.pt`;
-writes `OUT/model.safetensors` (tokenizer + transformer, ready for export/export_all.py)
-and `OUT/metrics.jsonl`; progress to stderr. Uses CUDA when present.
+Official recipe (docs/official-behaviour.md#commit-training): every step trains one task of
+a fixed shuffled schedule (each of the ten tasks equally often, or as `--task-weights` says),
+COMMIT masking with a cosine mask ratio per step, label-smoothed token loss on every latent
+position ('mask+refine+recons'), AdamW(0.9, 0.96, wd 0.045 on kernels only), global-norm
+clip 1.0, warmup + cosine. Ours: condition dropout for classifier-free guidance (the preset's
+`cond_dropout`); class-conditional tasks train on the labelled part of the data only (with
+no labelled data they are left out, with a notice), the other tasks on all of it.
+
+Data (`--data`, see models/data.py): 'synthetic', procedural sources, a folder or manifest of
+videos, or a weighted mix such as 'synthetic:1,dead_leaves:1,photos:2'. Two ways to feed it:
+  --pool N   (default 4096) N clips tokenized once into OUT/tokens.npz (each clip and its
+             condition video for each video task): fast on CPUs; a larger N on resume grows it;
+  --pool 0   streaming: every step decodes its clips (in --workers processes) and tokenizes
+             them, for large datasets on GPUs.
+Validation clips come from the data's validation split (held-out seeds or files).
+
+Several devices: `torchrun --nproc_per_node N scripts/train_transformer.py ...` (multi-node:
+docs/training.md). DistributedDataParallel; the global batch is --batch-size x processes x
+--grad-accum, and every step's data and masks are drawn for the global batch, so a run does
+not depend on how many processes share it. Rank 0 logs and saves. Resumes from
+`OUT/state.pt` (also with another number of processes); writes `OUT/model.safetensors`
+(tokenizer + transformer, ready for export/export_all.py) and `OUT/metrics.jsonl`.
 """
 from __future__ import annotations
 
@@ -21,12 +33,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed
 
+from magvit_onnx.models import distributed
 from magvit_onnx.models.checkpoint import load_weights, read_config, save_weights
-from magvit_onnx.models.commit_training import commit_loss, mask_tokens, optimizer_step, task_schedule
-from magvit_onnx.models.data import clip_source
+from magvit_onnx.models.commit_training import (commit_loss, mask_tokens, optimizer_step, step_randomness,
+                                                task_schedule, tokenize_task)
+from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
-from magvit_onnx.models.training import Progress, load_state, pick_device, save_state, train_loop
+from magvit_onnx.models.training import Progress, load_state, plain, save_state, train_loop
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
@@ -52,13 +67,17 @@ def parse_task_weights(text: str) -> dict[str, float]:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tokenizer", type=Path, required=True, help="tokenizer.safetensors from train_tokenizer.py")
-    p.add_argument("--data", default="synthetic", help="'synthetic' or a folder of videos (class = sub-folder)")
+    p.add_argument("--data", default="synthetic", help="data spec (see the docstring)")
+    p.add_argument("--stride", type=int, default=1, help="frame stride of windows read from video files")
+    p.add_argument("--fps", type=float, default=None, help="resample video files to this frame rate instead")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--pool", type=int, default=4096,
-                   help="training clips tokenized once (synthetic data); a larger value on resume grows the pool")
+                   help="clips tokenized once (0 = stream and tokenize every step); a larger value on resume grows it")
     p.add_argument("--val-pool", type=int, default=64, help="validation clips tokenized once")
     p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="per process and micro-batch")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes per training process (--pool 0)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--restart-at", type=int, default=0,
@@ -68,13 +87,43 @@ def parse_args(argv=None):
     p.add_argument("--task-weights", type=parse_task_weights, default={},
                    help="per-task schedule weights, e.g. 'CG=3,CFP=1.5' (official per-task `weight`; default 1 each)")
     p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the transformer (fp32 weights); ~2x faster on CPUs with AVX512-BF16")
+    p.add_argument("--device", default="auto", help="'auto': this process's GPU if any, else the CPU")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast for the transformer (fp32 weights); default: on with CUDA, off on CPUs")
+    p.add_argument("--compile", action="store_true", help="torch.compile the transformer")
+    p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (needs tensorboard)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=250)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ("steps", "batch_size", "grad_accum"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not 0 <= args.restart_at < args.steps:
+        p.error(f"--restart-at {args.restart_at} must be in [0, --steps {args.steps})")
+    return args
+
+
+def labelled_part(source: Source) -> Source | None:
+    """The source that class-conditional tasks train on: the labelled member of a mixture, the
+    source itself when it has labels, else None."""
+    if isinstance(source, Mixture):
+        return next((s for s in source.sources if s.num_classes), None)
+    return source if source.num_classes else None
+
+
+class ScheduledSource(Source):
+    """Streaming data that follows the task schedule: item i belongs to step i // global_batch,
+    and comes from the labelled source when that step's task is class-conditional."""
+
+    def __init__(self, source: Source, labelled: Source | None, schedule: list[str], global_batch: int):
+        super().__init__(source.video_shape, source.split, source.seed)
+        self.source, self.labelled, self.schedule, self.global_batch = source, labelled, schedule, global_batch
+
+    def item(self, index: int):
+        task = self.schedule[index // self.global_batch % len(self.schedule)]
+        return (self.labelled if tasks.get_task(task).class_conditional else self.source).item(index)
 
 
 def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, device, chunk: int = 16) -> dict[str, np.ndarray]:
@@ -95,17 +144,17 @@ def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, device, chunk: int = 16)
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def token_pool(path: Path, vq, source, count: int, config, device, seed: int) -> dict[str, np.ndarray]:
-    """Load `path`, or tokenize `count` clips of `source` into it. When `path` holds fewer
-    than `count` clips, the missing ones are drawn (a generator seeded by `seed` and the
-    count held), tokenized and appended: a resumed run can grow its pool."""
-    pool = dict(np.load(path)) if path.is_file() else {}
+def token_pool(path: Path, vq, source: Source, count: int, config, device) -> dict[str, np.ndarray]:
+    """Load `path`, or tokenize items [0, count) of `source` into it. When `path` holds fewer
+    than `count` clips, the missing items are tokenized and appended: a resumed run can grow
+    its pool, and the pool does not depend on when it grew."""
+    pool = _load(path) if path.is_file() else {}
     held = len(pool["labels"]) if pool else 0
     if pool and held >= count:
         return pool
     if held:
         print(f"growing {path} from {held} to {count} clips", flush=True)
-    clips, labels = source.sample(count - held, np.random.default_rng([seed, held] if held else seed))
+    clips, labels = source.take(count - held, start=held)
     new = tokenize_pool(vq, clips, config, device)
     new["labels"] = labels
     pool = {key: np.concatenate([pool[key], part]) for key, part in new.items()} if pool else new
@@ -119,30 +168,47 @@ def latent_masks(config) -> dict[str, np.ndarray]:
     return {name: tasks.condition(name, probe, config.vq.latent_shape)["latent_mask"] for name in config.tasks}
 
 
-def batch_for(pool, masks, task, index, config, rng, device):
+def pool_batch(pool, masks, task, index, config, device, **randomness):
+    """COMMIT inputs for pool rows `index` on `task`."""
     inputs = pool["inputs"][index].astype(np.int64)
     cond = pool[task][index].astype(np.int64) if task in pool else np.zeros_like(inputs)
     mask = np.broadcast_to(masks[task], (len(index), *masks[task].shape[1:]))
     labels = pool["labels"][index] if tasks.get_task(task).class_conditional else None
-    return mask_tokens(inputs, cond, mask, task, config, rng, labels=labels, device=device)
+    return mask_tokens(inputs, cond, mask, task, config, np.random.default_rng(0), labels=labels, device=device,
+                       **randomness)
+
+
+def served_tasks(config, labelled: Source | None, is_main: bool) -> tuple[str, ...]:
+    """The preset's tasks, less the class-conditional ones when the data has no labels."""
+    if labelled is not None:
+        return tuple(config.tasks)
+    left_out = [name for name in config.tasks if tasks.get_task(name).class_conditional]
+    if left_out and is_main:
+        print(f"notice: the data has no class labels (no class sub-folders or 'label' column): "
+              f"training without the class-conditional tasks {', '.join(left_out)}", flush=True)
+    return tuple(name for name in config.tasks if name not in left_out)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if not 0 <= args.restart_at < args.steps:
-        raise SystemExit(f"--restart-at {args.restart_at} must be in [0, --steps {args.steps})")
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
+    dist = distributed.setup(args.device)
+    device = dist.device
+    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
+    torch.manual_seed(args.seed)  # the same initial weights on every rank
     config = read_config(args.tokenizer)
-    source = clip_source(args.data, config.vq.video_shape)
-    config = dataclasses.replace(config, num_classes=source.num_classes)
+    source = parse_data(args.data, config.vq.video_shape, "train", args.seed, args.stride, args.fps)
+    val_source = parse_data(args.data, config.vq.video_shape, "val", args.seed, args.stride, args.fps)
+    labelled = labelled_part(source)
+    config = dataclasses.replace(config, num_classes=labelled.num_classes if labelled else config.num_classes,
+                                 tasks=served_tasks(config, labelled, dist.main))
     if args.cond_dropout is not None:
         config = dataclasses.replace(config, training=dataclasses.replace(config.training, cond_dropout=args.cond_dropout))
     unknown = set(args.task_weights) - set(config.tasks)
     if unknown:
         raise SystemExit(f"--task-weights names tasks this model does not train: {sorted(unknown)}; "
                          f"it trains {', '.join(config.tasks)}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    if dist.main:
+        args.out.mkdir(parents=True, exist_ok=True)
     state = load_state(args.out / "state.pt", device)  # checked before any tokenizing
     resumes_at = state["step"] if state is not None else 0
     if args.restart_at > resumes_at:
@@ -151,27 +217,44 @@ def main(argv=None):
 
     vq = VQVAE(config.vq)
     load_weights(args.tokenizer, {"vq": vq})
-    vq = vq.to(device).eval()
-    pool = token_pool(args.out / "tokens.npz", vq, source, args.pool, config, device, args.seed)
-    val_source = clip_source(args.data, config.vq.video_shape, split="val") if args.data == "synthetic" else source
-    val = token_pool(args.out / "val_tokens.npz", vq, val_source, args.val_pool, config, device, args.seed + 1)
+    vq = vq.to(device).eval().requires_grad_(False)
     masks = latent_masks(config)
+    if dist.main:  # rank 0 tokenizes the pools; the others wait, then every rank reads them
+        token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), args.val_pool, config, device)
+        if args.pool:
+            token_pool(args.out / "tokens.npz", vq, source, args.pool, config, device)
+    if dist.world > 1:
+        torch.distributed.barrier()
+    val = _load(args.out / "val_tokens.npz")
+    pool = _load(args.out / "tokens.npz") if args.pool else None
 
     transformer = Transformer(config).to(device)
     optimizer = transformer_optimizer(transformer, lr=args.lr)
-    rng = np.random.default_rng(args.seed)
     weights = [args.task_weights.get(name, 1.0) for name in config.tasks]
     schedule = task_schedule(list(config.tasks), weights, rng=np.random.default_rng(args.seed))
     step = resumes_at
     if state is not None:
         transformer.load_state_dict(state["transformer"]); optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]; torch.set_rng_state(state["torch_rng"])
-        print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
+        if dist.main:
+            print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
+    # Dropout draws its own numbers on every rank (as the official per-device dropout RNG),
+    # from a seed that also moves with the step, so a resumed run does not replay its masks.
+    torch.manual_seed(int(np.random.default_rng([args.seed, dist.rank, step]).integers(2 ** 62)))
+    model = transformer
+    if dist.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(transformer, device_ids=[device] if device.type == "cuda" else None)
+    if args.compile:
+        model = torch.compile(model)
+    per_rank, global_batch = args.batch_size, args.batch_size * dist.world * args.grad_accum
+    stream = None
+    if not args.pool:
+        stream = batches(ScheduledSource(source, labelled, schedule, global_batch), per_rank, rank=dist.rank,
+                         world=dist.world, accumulation=args.grad_accum, start_step=step, workers=args.workers)
+    eligible = {name: eligible_rows(pool["labels"], name) for name in config.tasks} if pool else {}
 
     def save(step: int) -> None:
         save_state(args.out / "state.pt", {"transformer": transformer.state_dict(), "optimizer": optimizer.state_dict(),
-                                           "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                                           "step": step, "args": {k: str(v) for k, v in vars(args).items()}})
+                                           "step": step, "args": plain(vars(args))})
         save_weights(args.out / "model.safetensors", config, {"vq": vq, "transformer": transformer},
                      metadata={"step": str(step), "data": args.data, "tokenizer": args.tokenizer.name,
                                "task_weights": ",".join(f"{n}={w:g}" for n, w in zip(config.tasks, weights))})
@@ -182,22 +265,60 @@ def main(argv=None):
         out = {}
         with torch.no_grad():
             for name in config.tasks:
-                batch = batch_for(val, masks, name, np.arange(len(val["inputs"])), config,
-                                  np.random.default_rng(0), device)
+                rows = eligible_rows(val["labels"], name)
+                randomness = step_randomness(args.seed + 1, 0, len(rows), config)
+                batch = pool_batch(val, masks, name, rows, config, device, ratio=randomness["ratio"],
+                                   mask_score=randomness["mask_score"], drop=randomness["drop"])
                 out[f"val_{name}"] = commit_loss(transformer, batch, config)[1]["loss"]
         out["val_loss"] = float(np.mean(list(out.values())))
         return out
 
+    def micro_batch(task: str, randomness: dict, micro: int) -> dict[str, torch.Tensor]:
+        """This rank's rows of micro-batch `micro` of the step, as COMMIT inputs."""
+        rows = slice((micro * dist.world + dist.rank) * per_rank, (micro * dist.world + dist.rank + 1) * per_rank)
+        mine = {"ratio": randomness["ratio"], "mask_score": randomness["mask_score"][rows], "drop": randomness["drop"][rows]}
+        if pool is not None:
+            index = eligible[task][(randomness["picks"][rows] * len(eligible[task])).astype(np.int64)]
+            return pool_batch(pool, masks, task, index, config, device, **mine)
+        clips, labels, _ = next(stream)
+        inputs, cond, latent_mask = tokenize_task(vq, to_tensor(clips, device), task, config)
+        return mask_tokens(inputs, cond, latent_mask, task, config, np.random.default_rng(0),
+                           labels=labels.numpy(), device=device, **mine)
+
     def train_step(step: int) -> dict:
         task = schedule[step % len(schedule)]
-        batch = batch_for(pool, masks, task, rng.integers(0, len(pool["inputs"]), args.batch_size), config, rng, device)
+        randomness = step_randomness(args.seed, step, global_batch, config)
+        micro = [micro_batch(task, randomness, m) for m in range(args.grad_accum)]
         lr = warmup_cosine(step - args.restart_at, args.lr, args.warmup, args.steps - args.restart_at)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-            return {"task": task, "lr": lr, **optimizer_step(transformer, optimizer, batch, config, lr)}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            metrics = optimizer_step(model, optimizer, micro, config, lr)
+        return {"task": task, "lr": lr, **distributed.mean_over_ranks(metrics, dist.world, device)}
 
     train_loop(step=step, total=args.steps, train_step=train_step, evaluate=evaluate, save=save, out=args.out,
                shown=("loss", "val_loss"), log_every=args.log_every, eval_every=args.eval_every,
-               save_every=args.save_every, time_limit=args.time_limit)
+               save_every=args.save_every, time_limit=args.time_limit, dist=dist, global_batch=global_batch,
+               tensorboard=args.tensorboard)
+    distributed.cleanup()
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as held:
+        return dict(held)
+
+
+def eligible_rows(labels: np.ndarray, task: str) -> np.ndarray:
+    """Pool rows a task may train or validate on: labelled ones for class-conditional tasks."""
+    return np.flatnonzero(labels >= 0) if tasks.get_task(task).class_conditional else np.arange(len(labels))
+
+
+def _with_labelled(val_source: Source) -> Source:
+    """Validation data for every task: a mixture's validation items alternate between the
+    whole mixture and its labelled member, so class-conditional tasks have clips too."""
+    labelled = labelled_part(val_source)
+    if not isinstance(val_source, Mixture) or labelled is None:
+        return val_source
+    return Mixture([val_source, labelled], [1.0, 1.0], val_source.seed)
+
 
 if __name__ == "__main__":
     main()

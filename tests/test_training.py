@@ -13,9 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from magvit_onnx import Generator
 from magvit_onnx.models.checkpoint import read_config, read_metadata, save_weights
-from magvit_onnx.models.data import FolderClips, SyntheticClips
 from magvit_onnx.models.vqvae import VQVAE
-from magvit_onnx.video import write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,13 +126,3 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert g.generate("CG", class_id=3, seed=0, steps=2).shape == (1, 16, 64, 64, 3)
 
 
-def test_data_sources(tmp_path):
-    clips, labels = SyntheticClips("val").sample(3, np.random.default_rng(0))
-    assert clips.shape == (3, 16, 64, 64, 3) and clips.dtype == np.uint8 and labels.min() >= 0
-    frames = np.tile(np.linspace(0, 255, 40, dtype=np.uint8)[None, :, None, None], (20, 1, 48, 3))
-    for name in ("cats/a.mp4", "cats/b.mp4", "dogs/c.mp4", "loose.mp4"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        write_mp4(tmp_path / name, frames)
-    folder = FolderClips(tmp_path, (16, 32, 32))
-    assert folder.class_names == ["cats", "dogs"] and sorted(folder.labels.tolist()) == [-1, 0, 0, 1]
-    assert folder.sample(5, np.random.default_rng(0))[0].shape == (5, 16, 32, 32, 3)
