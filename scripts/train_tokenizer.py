@@ -1,6 +1,7 @@
 """Train the 3D-VQ tokenizer: `python scripts/train_tokenizer.py --preset tiny --out runs/tokenizer`.
 
-Official recipe (spec §4): L2 reconstruction + 0.1 non-saturating GAN + quantizer losses
+Official recipe (docs/official-behaviour.md#tokenizer-training):
+L2 reconstruction + 0.1 non-saturating GAN + quantizer losses
 (commitment 0.25, codebook 1, entropy 0.1), R1 10 on real videos, AdamW(β1 0, β2 0.99),
 EMA 0.999 of the generator (the EMA weights are what gets saved and used), warmup + cosine.
 Adapted to 2 CPU cores (each is an option; `--official` restores the official values):

@@ -2,7 +2,8 @@
 
     python scripts/train_transformer.py --tokenizer runs/tokenizer/tokenizer.safetensors --out runs/transformer
 
-Official recipe (spec §5, §8): every step trains one task of a fixed shuffled schedule
+Official recipe (docs/official-behaviour.md#commit-training):
+every step trains one task of a fixed shuffled schedule
 (each of the ten tasks equally often, or as `--task-weights` says), COMMIT masking with
 a cosine mask ratio per step, label-smoothed token loss on every latent position
 ('mask+refine+recons'), AdamW(0.9, 0.96, wd 0.045 on kernels only), global-norm clip 1.0,
