@@ -1,4 +1,4 @@
-"""Video quality metrics of the official evaluation (spec §10), numpy only.
+"""Video quality metrics of the official evaluation (docs/official-behaviour.md#evaluation), numpy only.
 
 Videos are float in [0, 1] (or uint8), `[B, T, H, W, 3]`.
 """

@@ -10,7 +10,7 @@ written to a hidden temporary name in the target folder, flushed, fsynced and mo
 place with `os.replace`, so `path` never holds a half-written file.
 
 `side_by_side` and `contact_sheet` compose clips for inspection; `contact_sheet` draws
-its labels with a built-in 5x7 bitmap font because no imaging library is available.
+its labels with a built-in 5x7 bitmap font (see `_FONT` for why not an imaging library).
 
 Decisions:
 - Resize: PyAV's `VideoFrame.reformat` (FFmpeg swscale) with AREA interpolation, which
@@ -31,10 +31,8 @@ import contextlib
 import math
 import numbers
 import os
-import struct
 import uuid
 import warnings
-import zlib
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -359,26 +357,16 @@ def _palette_graph(width: int, height: int, rate: Fraction) -> av.filter.Graph:
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 [H, W, 3] RGB image as a PNG (zlib + struct, no dependencies), atomically."""
+    """Write a uint8 [H, W, 3] RGB image as a PNG (PyAV's lossless png encoder), atomically."""
     path = Path(path)
     image = _check_rgb(str(path), image, "image", "[H, W, 3]")
-    height, width = image.shape[:2]
-    # Each scanline is filter byte 0 (none) followed by its RGB bytes.
-    scanlines = np.concatenate(
-        [np.zeros((height, 1), np.uint8), image.reshape(height, width * 3)], axis=1
-    )
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    png = (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6))
-        + chunk(b"IEND", b"")
-    )
-    with atomic_file(path) as file:
-        file.write(png)
+    with atomic_file(path) as file, _encoder_errors(path, "png"):
+        encoder = av.CodecContext.create("png", "w")
+        encoder.height, encoder.width = image.shape[:2]
+        encoder.pix_fmt = "rgb24"
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        for packet in [*encoder.encode(frame), *encoder.encode(None)]:  # None flushes
+            file.write(bytes(packet))
 
 
 def _check_video(name: str, frames: object) -> np.ndarray:
@@ -585,6 +573,9 @@ def _check_sheet_options(
 
 
 # A 5x7 bitmap font: per character, 7 rows of 5 bits (most significant bit on the left).
+# Kept rather than an imaging library: the labels are short ASCII names, FFmpeg's drawtext
+# filter is not in PyAV's builds, and Pillow would be a fourth runtime dependency or, as an
+# optional extra, a second text path whose sheets differ by installed version and font.
 _FONT = {
     "A": "0e 11 11 11 1f 11 11", "B": "1e 11 11 1e 11 11 1e", "C": "0e 11 10 10 10 11 0e",
     "D": "1c 12 11 11 11 12 1c", "E": "1f 10 10 1e 10 10 1f", "F": "1f 10 10 1e 10 10 10",

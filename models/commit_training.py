@@ -1,4 +1,5 @@
-"""Multi-task COMMIT training of the transformer (spec §8), on top of the numpy core.
+"""Multi-task COMMIT training of the transformer, on top of the numpy core
+(docs/official-behaviour.md#commit-training).
 
 One step: pick the step's task from a fixed schedule, build its condition video,
 tokenize video and condition in one VQ call, mask with COMMIT, prepend the task/class

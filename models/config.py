@@ -20,7 +20,7 @@ from magvit_onnx.runtime.vocab import Vocab
 
 @dataclass(frozen=True)
 class VQConfig:
-    """3D-VQ tokenizer (spec §2). Video shape is (T, H, W); RGB in [0, 1]."""
+    """3D-VQ tokenizer (docs/official-behaviour.md#tokenizer). Video shape is (T, H, W); RGB in [0, 1]."""
 
     video_shape: tuple[int, int, int] = (16, 128, 128)
     filters: int = 64
@@ -52,7 +52,8 @@ class VQConfig:
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
-    """3D StyleGAN discriminator (spec §4.1); filters = the VQ's filters."""
+    """3D StyleGAN discriminator (docs/official-behaviour.md#tokenizer-training);
+    filters = the VQ's filters."""
 
     filters: int = 64
     channel_multipliers: tuple[int, ...] = (2, 4, 4, 4, 4)
@@ -60,7 +61,7 @@ class DiscriminatorConfig:
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Bidirectional post-LN BERT (spec §5)."""
+    """Bidirectional post-LN BERT (docs/official-behaviour.md#transformer)."""
 
     num_layers: int = 12
     hidden_size: int = 768
@@ -72,7 +73,7 @@ class TransformerConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Decoding defaults of the official UCF/BAIR/MT8 configs (spec §9)."""
+    """Decoding defaults of the official UCF/BAIR/MT8 configs (docs/official-behaviour.md#decoding)."""
 
     num_iter: int = 12  # `mask_bins`
     schedule: str = "cosine"
@@ -85,7 +86,7 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """COMMIT training settings (spec §8)."""
+    """COMMIT training settings (docs/official-behaviour.md#commit-training)."""
 
     condition_mode: str = "cond->input"
     weight_mode: str = "mask+refine+recons"

@@ -1,4 +1,5 @@
-"""The 3D StyleGAN discriminator of the MAGVIT tokenizer GAN (spec §4.1), faithful to the
+"""The 3D StyleGAN discriminator of the MAGVIT tokenizer GAN
+(docs/official-behaviour.md#tokenizer-training), faithful to the
 official `stylegan_discriminator_3d.py`: no normalisation, leaky ReLU 0.2, residual blocks
 that halve every axis, a flatten in (T, H, W, C) order, then two Dense layers.
 

@@ -1,4 +1,5 @@
-"""2D -> 3D weight inflation (spec §3), as the official `vqgan_train_lib.inflate_2d_to_3d`.
+"""2D -> 3D weight inflation (docs/official-behaviour.md#inflation), as the official
+`vqgan_train_lib.inflate_2d_to_3d`.
 
 A 3D model (VQVAE or StyleGANDiscriminator, dims=3) is initialised from its per-frame
 2D twin (dims=2), whose state_dict has the same keys. Leaf by leaf:

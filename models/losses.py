@@ -1,4 +1,5 @@
-"""Tokenizer (VQGAN) training losses and optimisation helpers (spec §4.2-4.3), as the
+"""Tokenizer (VQGAN) training losses and optimisation helpers
+(docs/official-behaviour.md#tokenizer-training), as the
 official `vqgan_trainer.train_g_d` / `losses.py`:
 
     g_loss = reconstruction + 0.1 * G_GAN + 0.1 * perceptual + quantizer

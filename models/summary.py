@@ -1,8 +1,9 @@
 """Parameter counts of a preset, as JSON: `python -m magvit_onnx.models.summary --preset B`.
 
 Modules are built on the meta device (no memory, no init cost), so even 'L' is instant.
-For the official presets the output also carries the official counts (spec §2.5, §4.1,
-§5) for comparison; the transformer differs only by our ten-task, 101-class vocabulary.
+For the official presets the output also carries the official counts
+(docs/official-behaviour.md#tokenizer and #transformer) for comparison; the transformer
+differs only by our ten-task, 101-class vocabulary.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from magvit_onnx.models.discriminator import StyleGANDiscriminator
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 
-# Official UCF-101 counts (spec §2.5 / §4.1 / §5; transformer = UCF CG, V 1127, L 1025).
+# Official UCF-101 counts (docs/official-behaviour.md#tokenizer; transformer = UCF CG, V 1127, L 1025).
 OFFICIAL = {
     "B": {"vq_encoder": 17_149_888, "vq_decoder": 23_167_811, "quantizer": 262_144,
           "transformer": 87_301_991, "discriminator": 15_339_457},

@@ -1,4 +1,4 @@
-"""COMMIT training objective and optimiser of the transformer (spec §5 Training, §8 Loss).
+"""COMMIT training objective and optimiser of the transformer (docs/official-behaviour.md#commit-training).
 
     loss, per_example = token_loss(model(ids), targets, weights)
     opt = transformer_optimizer(model)            # AdamW(0.9, 0.96, 1e-8), wd on kernels only
@@ -23,7 +23,7 @@ def token_loss(
     label_smoothing: float = 1e-4,
     codebook_size: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted, label-smoothed cross-entropy over the codebook (spec §8).
+    """Weighted, label-smoothed cross-entropy over the codebook (docs/official-behaviour.md#commit-training).
 
     logits (B, L, >=K), targets (B, L) int, weights (B, L) float -> (loss (), per_example (B,)).
 

@@ -1,4 +1,5 @@
-"""The bidirectional MAGVIT transformer: official `simplified_bert` in PyTorch (spec §5).
+"""The bidirectional MAGVIT transformer: official `simplified_bert` in PyTorch
+(docs/official-behaviour.md#transformer).
 
 A post-LN BERT over `prefix + latent` ids (no causal mask, no padding mask):
 
@@ -8,7 +9,7 @@ A post-LN BERT over `prefix + latent` ids (no causal mask, no padding mask):
 
 Shapes: B batch, L sequence length (<= seq_len), H hidden, V vocab, N latent tokens,
 K codebook size. Parameter names are ours; the Flax -> PyTorch weight mapping is in
-spec §13 (q/k/v kernels (H, heads, 64) -> (H, H) -> transpose).
+docs/official-behaviour.md#paper-versus-code (q/k/v kernels (H, heads, 64) -> (H, H) -> transpose).
 """
 from __future__ import annotations
 
@@ -219,7 +220,8 @@ class Transformer(nn.Module):
     def token_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, N, K): logits of the last N (latent) positions over the codebook only.
 
-        Equals forward(ids)[:, -N:, :K], what decoding and the loss consume (spec §1, §9);
+        Equals forward(ids)[:, -N:, :K], what decoding and the loss consume
+        (docs/official-behaviour.md#decoding);
         the head is position-wise, so the prefix positions are dropped before it.
         """
         h = self.hidden_states(input_ids)[:, -self.num_tokens :]
@@ -228,7 +230,8 @@ class Transformer(nn.Module):
     def guided_logits(
         self, input_ids: torch.Tensor, uncond_input_ids: torch.Tensor, guidance_scale: float
     ) -> torch.Tensor:
-        """Classifier-free guidance (spec §9): l_c + s * (l_c - l_u), each (B, N, K).
+        """Classifier-free guidance (docs/official-behaviour.md#decoding):
+        l_c + s * (l_c - l_u), each (B, N, K).
 
         With s == 0 (the official default) the unconditional pass is skipped.
         """
@@ -247,7 +250,8 @@ def count_parameters(model: nn.Module) -> int:
 def expected_parameter_count(
     num_layers: int, hidden: int, mlp_dim: int, vocab_size: int, seq_len: int
 ) -> dict[str, int]:
-    """Spec §5 closed form: per layer 4H^2 + 2HM + 9H + M; embeddings (V + L)H + 2H; head H^2 + 3H + V."""
+    """Closed form (docs/official-behaviour.md#transformer): per layer 4H^2 + 2HM + 9H + M;
+    embeddings (V + L)H + 2H; head H^2 + 3H + V."""
     h, m = hidden, mlp_dim
     per_layer = 4 * h * h + 2 * h * m + 9 * h + m
     embeddings = (vocab_size + seq_len) * h + 2 * h

@@ -1,4 +1,4 @@
-"""The 3D-VQ video tokenizer of MAGVIT (spec §2), faithful to the official
+"""The 3D-VQ video tokenizer of MAGVIT (docs/official-behaviour.md#tokenizer), faithful to the official
 `enc_dec_3dcnn.py` / `vqvae.py`:
 
     video [B, T, H, W, 3] in [0, 1]  -> Encoder -> latent [B, t, h, w, D]

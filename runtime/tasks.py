@@ -1,4 +1,5 @@
-"""The ten MAGVIT tasks and their conditions, as small pure numpy functions (spec §7).
+"""The ten MAGVIT tasks and their conditions, as small pure numpy functions
+(docs/official-behaviour.md#tasks).
 
 `condition(task, video, latent_shape, **overrides)` builds, for a batch of videos
 `[B, T, H, W, C]` (float32, [0, 1]), the padded condition video, the pixel mask of the

@@ -1,4 +1,4 @@
-"""The official MAGVIT token / vocabulary layout (spec §6), pure Python.
+"""The official MAGVIT token / vocabulary layout (docs/official-behaviour.md#vocabulary), pure Python.
 
 Ids fed to the transformer:
     0 .. codebook_size-1            visual tokens (VQ codebook ids)

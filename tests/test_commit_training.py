@@ -1,4 +1,4 @@
-"""Multi-task COMMIT training step (spec §8) on a tiny model."""
+"""Multi-task COMMIT training step (docs/official-behaviour.md#commit-training) on a tiny model."""
 import dataclasses
 from collections import Counter
 

@@ -1,4 +1,5 @@
-"""Mask schedules, COMMIT masking and decoding against the spec (§8, §9, §12 items 18-27)."""
+"""Mask schedules, COMMIT masking and decoding against the official behaviour
+(docs/official-behaviour.md#commit-training, #decoding, #checkable-facts items 18-27)."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
-"""`python -m magvit_onnx.models.summary`: official counts for B and L (spec §2.5, §4.1, §5)."""
+"""`python -m magvit_onnx.models.summary`: official counts for B and L
+(docs/official-behaviour.md#tokenizer, #transformer)."""
 import json
 import subprocess
 import sys

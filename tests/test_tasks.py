@@ -1,4 +1,5 @@
-"""The ten task conditions against the spec's worked facts (spec §7, §12 items 28-37)."""
+"""The ten task conditions against the official facts
+(docs/official-behaviour.md#tasks, #checkable-facts items 28-37)."""
 import numpy as np
 import pytest
 
@@ -32,7 +33,8 @@ def test_ten_tasks_with_official_ids_and_aliases():
 
 
 def test_task_tokens_follow_official_registry():
-    # Inpainting shares TASK_OUTPAINTING (spec §12 item 17); CG/CFP per §7.
+    # Inpainting shares TASK_OUTPAINTING (docs/official-behaviour.md#checkable-facts item 17);
+    # CG/CFP per #tasks.
     assert get_task("inpainting_c").token == get_task("inpainting_dv").token == SpecialTokens.TASK_OUTPAINTING == -6
     assert get_task("frame_prediction").token == get_task("frame_prediction_c").token == -4
     assert get_task("frame_interpolation").token == -5 and get_task("full_generation").token == -3

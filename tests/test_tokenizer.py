@@ -1,4 +1,5 @@
-"""Tokenizer side of MAGVIT: 3D-VQ, discriminator, inflation, losses (spec §2-4, §12)."""
+"""Tokenizer side of MAGVIT: 3D-VQ, discriminator, inflation, losses
+(docs/official-behaviour.md#tokenizer, #inflation, #tokenizer-training, #checkable-facts)."""
 import dataclasses
 import math
 import warnings

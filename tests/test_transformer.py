@@ -1,4 +1,5 @@
-"""Transformer (spec §5), token loss and optimiser (spec §8): facts of spec §12 items 7, 10-16, 21-22."""
+"""Transformer (docs/official-behaviour.md#transformer), token loss and optimiser
+(#commit-training): checkable facts 7, 10-16, 21-22 (docs/official-behaviour.md#checkable-facts)."""
 from __future__ import annotations
 
 import dataclasses
@@ -215,7 +216,8 @@ def test_guided_logits():
 
 
 def reference_loss(logits, targets, weights, eps=1e-4, k=K):
-    """Literal spec §8 with an explicit one-hot (official: labels == arange(K))."""
+    """Literal docs/official-behaviour.md#commit-training with an explicit one-hot
+    (official: labels == arange(K))."""
     onehot = (targets[..., None] == torch.arange(k)).double()
     soft = onehot * (1 - eps + eps / k) + (1 - onehot) * (eps / k)
     ce = -(soft * torch.log_softmax(logits[..., :k].double(), -1)).sum(-1)
