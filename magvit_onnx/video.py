@@ -41,6 +41,8 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg"})
+"""File suffixes taken as videos where a folder is searched (training data, evaluation)."""
 MIN_SIDE = 8
 """Smallest accepted width or height, in pixels, of a video that is read (and of `size`)."""
 MAX_SIDE = 8192

@@ -39,8 +39,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from magvit_onnx import procedural, synthetic
-
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg"}
+from magvit_onnx.video import VIDEO_SUFFIXES
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 VAL_PERCENT = 5
 SPLITS = ("train", "val", "test")

@@ -192,12 +192,14 @@ class EMA:
 def tokenizer_train_step(vqvae: nn.Module, loss_fn: TokenizerLoss, g_opt: torch.optim.Optimizer,
                          d_opt: torch.optim.Optimizer, video: torch.Tensor | Sequence[torch.Tensor],
                          ema: EMA | None = None, *, adversarial: bool = True, r1_scale: float = 1.0,
-                         sync: Callable[[Iterable[nn.Parameter]], None] | None = None) -> dict[str, float]:
+                         sync: Callable[[Iterable[nn.Parameter]], None] | None = None,
+                         observe: Callable[[torch.Tensor], None] | None = None) -> dict[str, float]:
     """One official step: one forward; G grads from g_loss only, D grads from d_loss only
     (both at the current weights); both optimisers step; then the EMA moves.
 
     `video` may be a list of micro-batches (gradient accumulation): their gradients are
     averaged. `sync(parameters)` then averages gradients across processes (data parallelism).
+    `observe(ids)` sees every micro-batch's code ids (codebook usage statistics).
     `adversarial` / `r1_scale`: see `TokenizerLoss.forward` (defaults = official)."""
     micro_batches = [video] if isinstance(video, torch.Tensor) else list(video)
     g_params = [p for group in g_opt.param_groups for p in group["params"]]
@@ -206,7 +208,9 @@ def tokenizer_train_step(vqvae: nn.Module, loss_fn: TokenizerLoss, g_opt: torch.
     d_opt.zero_grad(set_to_none=True)
     logs: dict[str, float] = {}
     for micro in micro_batches:
-        reconstruction, quantizer_losses, _ = vqvae(micro)
+        reconstruction, quantizer_losses, ids = vqvae(micro)
+        if observe is not None:
+            observe(ids)
         g_loss, d_loss, micro_logs = loss_fn(micro, reconstruction, quantizer_losses,
                                              adversarial=adversarial, r1_scale=r1_scale)
         share = 1.0 / len(micro_batches)

@@ -1,6 +1,16 @@
-"""Evaluate a model on the held-out synthetic test split (numpy + onnxruntime, no torch):
+"""Evaluate a model on the held-out synthetic test split, or on any folder of videos
+(numpy + onnxruntime, no torch):
 
     python scripts/evaluate.py --artifacts magvit_onnx/default_model/artifacts --json eval.json
+    python scripts/evaluate.py --data DIR --json eval_real.json      # your own videos
+
+With --data, the clips are 16-frame windows of every video under DIR (at the model's size:
+short side scaled, centre crop; windows --window-gap frames apart, at most --count in all),
+and two more reference lines are reported: the PSNR of plain block averaging over each
+token's pixel block (T/t x H/h x W/w, e.g. 4x4x4) and over its spatial block frame by
+frame (a lower bound any tokenizer should beat), and for in/outpainting the mean-colour
+fill (the unknown region filled with the mean colour of the known pixels). Class-conditional
+tasks need labelled synthetic clips and are skipped there.
 
 Measures, on test clips the model never saw:
   tokenizer     PSNR and SSIM (official definitions) of encode -> decode, uint8 in and out
@@ -47,10 +57,54 @@ def in_batches(fn, count: int, batch: int):
     return np.concatenate([fn(slice(i, min(i + batch, count))) for i in range(0, count, batch)])
 
 
+def video_windows(folder: Path, shape: tuple[int, int, int], count: int, gap: int) -> np.ndarray:
+    """Up to `count` windows [N, T, H, W, 3] of the videos under `folder` (sorted, recursively):
+    from each video the windows starting at frames 0, gap, 2*gap, ... until it ends."""
+    from magvit_onnx.video import VIDEO_SUFFIXES, VideoError, read_video
+
+    frames, height, width = shape
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not files:
+        raise SystemExit(f"--data {folder}: no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) there")
+    windows = []
+    for path in files:
+        start = 0
+        while len(windows) < count:
+            try:
+                windows.append(read_video(path, num_frames=frames, size=(height, width), start=start))
+            except VideoError:
+                break  # past the end (or unreadable): next video
+            start += gap
+    if len(windows) < 4:
+        raise SystemExit(f"--data {folder}: only {len(windows)} windows of {frames} frames; need at least 4")
+    return np.stack(windows)
+
+
+def block_average(clips: np.ndarray, block: tuple[int, int, int]) -> np.ndarray:
+    """Every (bt, bh, bw) block of clips [N, T, H, W, 3] replaced by its mean colour."""
+    n, t, h, w, c = clips.shape
+    bt, bh, bw = block
+    x = as_float(clips).reshape(n, t // bt, bt, h // bh, bh, w // bw, bw, c)
+    return np.broadcast_to(x.mean(axis=(2, 4, 6), keepdims=True), x.shape).reshape(n, t, h, w, c)
+
+
+def mean_colour_fill(clips: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
+    """The unknown pixels of each clip filled with the mean colour of its known pixels."""
+    x = as_float(clips)
+    known = np.broadcast_to(video_mask, x.shape[:4] + (1,))
+    mean = (x * known).sum(axis=(1, 2, 3), keepdims=True) / known.sum(axis=(1, 2, 3), keepdims=True)
+    return np.where(known, x, mean)
+
+
 def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_names: list[str],
-             steps: int | None = None, guidance_scale: float | None = None) -> dict:
-    clips, labels = synthetic.make_dataset("test", count)
-    clips = synthetic.resize_clips(clips, generator.video_shape)
+             steps: int | None = None, guidance_scale: float | None = None, clips: np.ndarray | None = None) -> dict:
+    """The report on `clips` (default: `count` synthetic test clips, with their labels)."""
+    labels = None
+    if clips is None:
+        clips, labels = synthetic.make_dataset("test", count)
+        clips = synthetic.resize_clips(clips, generator.video_shape)
+    count = len(clips)
+    task_names = [n for n in task_names if labels is not None or not tasks.get_task(n).class_conditional]
     latent = generator.manifest["latent_shape"]
     decoding = generator.manifest["decoding"]
     settings = {"steps": steps, "guidance_scale": guidance_scale}
@@ -59,7 +113,14 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
 
     recon = in_batches(lambda s: generator.decode(generator.encode(clips[s])), count, batch)
     report["tokenizer"] = {"psnr": float(psnr(clips, recon).mean()), "ssim": float(ssim(clips, recon).mean())}
-    log(f"tokenizer: PSNR {report['tokenizer']['psnr']:.2f} dB, SSIM {report['tokenizer']['ssim']:.4f}")
+    if labels is None:  # reference lines for real video: what plain averaging over a token's pixels keeps
+        block = tuple(v // l for v, l in zip(generator.video_shape, latent))
+        report["tokenizer"] |= {
+            "block_average_psnr": float(psnr(clips, block_average(clips, block)).mean()),
+            "frame_block_average_psnr": float(psnr(clips, block_average(clips, (1, *block[1:]))).mean()),
+            "block": list(block)}
+    log("tokenizer: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                  for k, v in report["tokenizer"].items()))
 
     report["tasks"] = {}
     for name in task_names:
@@ -78,6 +139,9 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
             baseline = unknown_mse(clips, np.clip(cond["video"], 0, 1), cond["video_mask"])
             entry |= {"unknown_mse": float(model.mean()), "baseline_mse": float(baseline.mean()),
                       "beats_baseline": bool(model.mean() < baseline.mean())}
+            if name.startswith(("inpainting", "outpainting")):
+                fill = unknown_mse(clips, mean_colour_fill(clips, cond["video_mask"]), cond["video_mask"])
+                entry |= {"mean_fill_mse": float(fill.mean()), "beats_mean_fill": bool(model.mean() < fill.mean())}
         if spec.class_conditional:
             entry["class_accuracy"] = float((synthetic.classify(out) == labels).mean())
         if not spec.needs_video:
@@ -85,9 +149,10 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
                                                          np.stack([clip_features(c) for c in clips]))
         report["tasks"][name] = entry
         log(f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
-    real = np.stack([clip_features(c) for c in clips])
-    half = count // 2
-    report["frechet_distance_real_vs_real"] = frechet_distance(real[:half], real[half:])  # the noise floor
+    if labels is not None:
+        real = np.stack([clip_features(c) for c in clips])
+        half = count // 2
+        report["frechet_distance_real_vs_real"] = frechet_distance(real[:half], real[half:])  # the noise floor
     return report
 
 
@@ -101,6 +166,9 @@ def main(argv=None):
     p.add_argument("--guidance-scale", type=float, default=None,
                    help="classifier-free guidance scale (default: the model's; official 0 = none)")
     p.add_argument("--tasks", default=None, help="comma-separated task ids or abbreviations (default: all)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="a folder of videos to evaluate on instead of the synthetic test split")
+    p.add_argument("--window-gap", type=int, default=16, help="with --data: frames between window starts")
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -108,6 +176,8 @@ def main(argv=None):
         p.error("--count must be >= 4")
     if args.seed < 0:
         p.error("--seed must be >= 0")
+    if args.window_gap < 1:
+        p.error("--window-gap must be >= 1")
     generator = Generator(args.artifacts, args.providers)
     try:
         names = generator.tasks if args.tasks is None else [tasks.get_task(t).name for t in args.tasks.split(",")]
@@ -116,8 +186,12 @@ def main(argv=None):
     unserved = [name for name in names if name not in generator.tasks]
     if unserved:
         p.error(f"--tasks: this model does not serve {', '.join(unserved)}; it serves {', '.join(generator.tasks)}")
+    clips = None if args.data is None else video_windows(args.data, generator.video_shape, args.count, args.window_gap)
     report = evaluate(generator, args.count, args.seed, args.batch,
-                      lambda line: print(line, file=sys.stderr, flush=True), names, args.steps, args.guidance_scale)
+                      lambda line: print(line, file=sys.stderr, flush=True), names, args.steps, args.guidance_scale,
+                      clips)
+    if args.data is not None:
+        report["data"] = str(args.data)
     # The folder as a path relative to here when it is inside (the report stays true in any
     # checkout), and what identifies the model wherever it lies: the weights' sha256.
     folder = generator.artifacts.resolve()

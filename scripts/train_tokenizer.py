@@ -11,6 +11,7 @@ Adapted to small budgets (each is an option; `--official` restores the official 
   --lr            default 4e-4 for short schedules (official 1e-4)
   --bf16          bf16 autocast (default on CUDA; official: fp32)
   --hard-pixel-weight W   adds W x the L2 of each video's worst pixels (official: no such term)
+  --reseed-every N        re-seeds dead codes every N steps (models/codebook.py; official: never)
 Fine-tuning: `--init model.safetensors --decoder-only` starts from a trained tokenizer (or the
 `vq` of a model checkpoint) and trains only the decoder: encoder and codebook stay frozen, so
 every clip keeps its tokens and a transformer trained on them stays valid.
@@ -37,6 +38,7 @@ import torch
 from magvit_onnx.metrics import psnr
 from magvit_onnx.models import distributed
 from magvit_onnx.models.checkpoint import load_weights, save_weights
+from magvit_onnx.models.codebook import CodeUsage
 from magvit_onnx.models.config import PRESETS, get_config
 from magvit_onnx.models.data import batches, parse_data, to_tensor
 from magvit_onnx.models.discriminator import StyleGANDiscriminator
@@ -79,6 +81,8 @@ def parse_args(argv=None):
                        help="3D tokenizer or model checkpoint (safetensors) whose 'vq' weights to start from")
     p.add_argument("--decoder-only", action="store_true",
                    help="train the decoder only (encoder and codebook frozen: tokens do not change); needs --init")
+    p.add_argument("--reseed-every", type=int, default=0,
+                   help="every N steps give dead codes the values of recent encoder outputs (ours; 0 = official: never)")
     p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
     p.add_argument("--device", default="auto", help="'auto': this process's GPU if any, else the CPU")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
@@ -149,6 +153,7 @@ def main(argv=None):
                             hard_pixel_fraction=args.hard_pixel_fraction).to(device)
     g_opt, d_opt = vq_optimizers(vq, discriminator, lr=args.lr)
     ema = EMA(vq, args.ema_decay)
+    usage = CodeUsage(config.vq.codebook_size)
     step = 0
     state = load_state(args.out / "state.pt", device)
     if state is not None:
@@ -156,6 +161,7 @@ def main(argv=None):
         ema.model.load_state_dict(state["ema"]); loss_fn.lecam.load_state_dict(state["lecam"])
         g_opt.load_state_dict(state["g_opt"]); d_opt.load_state_dict(state["d_opt"])
         step = state["step"]
+        usage.usage = state.get("code_usage", usage.usage)
         if dist.main:
             print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
     model = torch.compile(vq) if args.compile else vq
@@ -169,7 +175,7 @@ def main(argv=None):
         save_state(args.out / "state.pt", {
             "vq": vq.state_dict(), "discriminator": discriminator.state_dict(), "ema": ema.model.state_dict(),
             "lecam": loss_fn.lecam.state_dict(), "g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict(),
-            "step": step, "args": plain(vars(args))})
+            "code_usage": usage.usage, "step": step, "args": plain(vars(args))})
         save_weights(args.out / "tokenizer.safetensors", config, {"vq": ema.model, "discriminator": discriminator},
                      metadata={"step": str(step), "data": args.data, "dims": str(args.dims)})
 
@@ -182,9 +188,12 @@ def main(argv=None):
         vq.train()
         r1_scale = float(args.r1_every) if step % args.r1_every == 0 else 0.0
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logs = tokenizer_train_step(model, loss_fn, g_opt, d_opt, [to_tensor(m.clip, device) for m in micro], ema,
-                                        adversarial=step >= args.gan_start, r1_scale=r1_scale, sync=sync)
+            videos = [to_tensor(m.clip, device) for m in micro]
+            logs = tokenizer_train_step(model, loss_fn, g_opt, d_opt, videos, ema, adversarial=step >= args.gan_start,
+                                        r1_scale=r1_scale, sync=sync, observe=usage.observe)
         logs = distributed.mean_over_ranks(logs, dist.world, device)
+        if args.reseed_every and (step + 1) % args.reseed_every == 0 and not args.decoder_only:
+            logs["reseeded_codes"] = usage.reseed(vq, ema.model, videos[0], dist.world)
         return {"lr": lr, **logs, "skipped_files": sum(m.skipped for m in micro)}
 
     train_loop(step=step, total=args.steps, train_step=train_step,
@@ -193,7 +202,7 @@ def main(argv=None):
                                  "code_usage": code_usage(ema.model, val_clips)},
                save=save, out=args.out, dist=dist, global_batch=args.batch_size * dist.world * args.grad_accum,
                shown=("g_loss", "reconstruction_loss", "hard_pixel_loss", "d_loss", "val_psnr", "val_psnr_raw",
-                      "code_usage"),
+                      "code_usage", "reseeded_codes"),
                log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
                time_limit=args.time_limit, tensorboard=args.tensorboard)
     distributed.cleanup()

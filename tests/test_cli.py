@@ -100,3 +100,32 @@ def test_evaluate_script(artifacts, tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(fewer),
                              "--tasks", "CG,IPD"], capture_output=True, text=True)
     assert result.returncode == 2 and "does not serve inpainting_dv" in result.stderr and "tokenizer" not in result.stderr
+
+
+def test_evaluate_script_on_a_folder_of_videos(artifacts, tmp_path):
+    """--data: windows of the user's videos; reference lines (block averaging, mean-colour fill);
+    class-conditional tasks skipped (no labels)."""
+    from magvit_onnx.video import write_mp4
+
+    (tmp_path / "videos").mkdir()
+    ramp = np.linspace(0, 255, 48, dtype=np.uint8)
+    for i in range(2):  # 20 frames each: windows start at 0 and 8 with --window-gap 8 (two per video)
+        frames = np.stack([np.roll(np.tile(ramp[None, :, None], (40, 1, 3)), 2 * t + 5 * i, axis=1) for t in range(20)])
+        write_mp4(tmp_path / "videos" / f"v{i}.mp4", frames)
+    out = tmp_path / "real.json"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
+                             "--data", str(tmp_path / "videos"), "--window-gap", "8", "--count", "10", "--steps", "1",
+                             "--tasks", "FP,IPC,OPC,CG", "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["count"] == 4 and set(report["tasks"]) == {"frame_prediction", "inpainting_c", "outpainting_c"}
+    tokenizer = report["tokenizer"]
+    assert tokenizer["block"] == [4, 8, 8]  # the small model's token covers 4x8x8 pixels
+    assert tokenizer["frame_block_average_psnr"] > tokenizer["block_average_psnr"] > 10
+    for name in ("inpainting_c", "outpainting_c"):
+        assert np.isfinite(report["tasks"][name]["mean_fill_mse"]) and "beats_mean_fill" in report["tasks"][name]
+    assert "mean_fill_mse" not in report["tasks"]["frame_prediction"]
+    (tmp_path / "empty").mkdir()
+    empty = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
+                            "--data", str(tmp_path / "empty")], capture_output=True, text=True)
+    assert empty.returncode != 0 and "no videos" in empty.stderr and "Traceback" not in empty.stderr
