@@ -22,13 +22,14 @@ flip (the official UCF-101 input: `min_resize` = `crop_size`, random crop and fl
 evaluation takes the first window, centre crop, no flip). A file that cannot be read is skipped
 with a warning (the next file takes its place) and counted in `Sample.skipped`, never fatal.
 Validation: the synthetic and procedural sources have disjoint seed splits; folders and
-manifests hold out every file whose path hashes into the last `VAL_PERCENT` per cent.
+manifests hold out `VAL_PERCENT` per cent of their files (at least one; `split_files`).
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,9 +129,17 @@ class FileEntry:
     label: int
 
 
-def _held_out(path: Path) -> bool:
-    """Whether a file belongs to validation: a stable hash of its path, VAL_PERCENT per cent."""
-    return int(hashlib.sha256(str(path).encode()).hexdigest()[:8], 16) % 100 >= 100 - VAL_PERCENT
+def split_files(entries: list[FileEntry], root: Path, split: str) -> list[FileEntry]:
+    """The files of a split: VAL_PERCENT per cent (at least one, when there are two or more)
+    go to validation — those whose path relative to `root` hashes highest, so the split is
+    the same on every machine and never shares a file; the rest train."""
+    def rank(entry: FileEntry) -> str:
+        return hashlib.sha256(Path(os.path.relpath(entry.path, root)).as_posix().encode()).hexdigest()
+
+    held_out = max(1, round(len(entries) * VAL_PERCENT / 100)) if len(entries) > 1 else 0
+    ordered = sorted(entries, key=rank)
+    chosen = ordered[len(ordered) - held_out:] if split != "train" else ordered[:len(ordered) - held_out]
+    return sorted(chosen or entries, key=lambda e: e.path)  # one file alone serves both
 
 
 class FileSource(Source):
@@ -150,8 +159,7 @@ class FileSource(Source):
         self.num_classes = len(names)
         index = {name: i for i, name in enumerate(names)}
         entries = [FileEntry(path, index[label] if label is not None else -1) for path, label in rows]
-        held_out = split != "train"
-        self.files = [e for e in entries if _held_out(e.path) == held_out] or entries
+        self.files = split_files(entries, location.parent if location.is_file() else location, split)
         if not self.files:
             raise ValueError(f"no files ({', '.join(sorted(self.suffixes))}) in {location}")
         self.failures = 0

@@ -87,13 +87,15 @@ def _write_videos(root, names, frames=12, size=(40, 56)):
 def test_video_folder_streams_random_windows_crops_and_flips(tmp_path):
     _write_videos(tmp_path, ["cats/a.mp4", "cats/b.mp4", "dogs/c.mp4", "loose.mp4"])
     source = FileSource(tmp_path, (4, 32, 32))
+    val = FileSource(tmp_path, (4, 32, 32), split="val")
     assert source.class_names == ("cats", "dogs")
-    assert sorted(e.label for e in source.files) == [-1, 0, 0, 1]
+    assert len(val.files) == 1 and len(source.files) == 3 and not set(val.files) & set(source.files)
+    assert sorted(e.label for e in source.files + val.files) == [-1, 0, 0, 1]
     samples = [source[i] for i in range(12)]
     assert all(s.clip.shape == (4, 32, 32, 3) for s in samples)
     assert np.array_equal(samples[5].clip, source[5].clip)  # deterministic
-    # every file once per epoch of 4 items, in a fresh order each epoch
-    firsts = {tuple(source[i].clip[0, 0, :, 0]) for i in range(4)}
+    # every file once per epoch of 3 items, in a fresh order each epoch
+    firsts = {tuple(source[i].clip[0, 0, :, 0]) for i in range(3)}
     assert len(firsts) > 1
 
 
@@ -111,8 +113,8 @@ def test_manifest_csv_and_jsonl(tmp_path):
     (tmp_path / "m.jsonl").write_text(json.dumps({"path": "v/x.mp4", "label": 3}) + "\n"
                                       + json.dumps({"path": "v/y.mp4"}) + "\n")
     for manifest in ("m.csv", "m.jsonl"):
-        source = parse_data(str(tmp_path / manifest), (4, 32, 32))
-        assert source.num_classes == 1 and sorted(e.label for e in source.files) == [-1, 0]
+        source, val = (parse_data(str(tmp_path / manifest), (4, 32, 32), split) for split in ("train", "val"))
+        assert source.num_classes == 1 and sorted(e.label for e in source.files + val.files) == [-1, 0]
         assert source[0].clip.shape == (4, 32, 32, 3)
     (tmp_path / "bad.csv").write_text("file\nv/x.mp4\n")
     with pytest.raises(ValueError, match="needs a 'path'"):
@@ -120,10 +122,11 @@ def test_manifest_csv_and_jsonl(tmp_path):
 
 
 def test_a_corrupt_video_is_skipped_with_a_warning_and_counted(tmp_path, capsys):
-    _write_videos(tmp_path, ["a.mp4", "b.mp4"])
-    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    _write_videos(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
+    (tmp_path / "zz_broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
     source = FileSource(tmp_path, (4, 32, 32))
-    samples = [source[i] for i in range(6)]  # two epochs: the broken file comes up twice
+    assert any(e.path.name == "zz_broken.mp4" for e in source.files)  # a training file (one other is held out)
+    samples = [source[i] for i in range(6)]  # two epochs of 3: the broken file comes up twice
     assert all(s.clip.shape == (4, 32, 32, 3) for s in samples)
     assert sum(s.skipped for s in samples) == 2 and source.failures == 2
     err = capsys.readouterr().err
