@@ -52,16 +52,40 @@ def sample_mask_ratio(num_tokens: int, method: str, rng: np.random.Generator) ->
 
 
 @torch.no_grad()
-def tokenize_task(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitConfig
+def condition_variants(task_names: Sequence[str], config: MagvitConfig,
+                       fp_cond_frames: Sequence[int] = (1,)) -> dict[str, tuple[str, dict]]:
+    """The conditions training draws from, by key: (task, condition overrides).
+
+    Every task has its default (official) condition, keyed by its name — except that with
+    several `fp_cond_frames` the frame-prediction tasks get one variant per length,
+    'frame_prediction@5' for 5 frames, with as many latent frames as those frames reach
+    (5 frames of a 4x temporal pooling: 2). Ours: the official configs train one length
+    (1 frame); continuing a video from more frames (long videos) needs the longer ones.
+    """
+    frames_per_latent = config.vq.video_shape[0] // config.vq.latent_shape[0]
+    most = config.vq.latent_shape[0] - 1  # at least one latent frame is left to predict
+    variants: dict[str, tuple[str, dict]] = {}
+    for name in task_names:
+        if tasks.get_task(name).kind == "frame_prediction" and tuple(fp_cond_frames) != (1,):
+            for n in fp_cond_frames:
+                latent = min(most, -(-n // frames_per_latent))
+                variants[f"{name}@{n}"] = (name, {"cond_frames": n, "cond_latent_frames": latent})
+        else:
+            variants[name] = (name, {})
+    return variants
+
+
+def tokenize_task(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitConfig, **overrides
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tokens of `video[B, T, H, W, 3]`, of its condition video for `task`, and the latent mask.
+    """Tokens of `video[B, T, H, W, 3]`, of its condition video for `task` (with condition
+    `overrides`, e.g. cond_frames), and the latent mask.
 
     One tokenizer call on [inputs; condition video], as the official `tokenize_with_cond`.
     Class-conditional generation has no condition: its condition tokens are zeros, never used.
     """
     spec = tasks.get_task(task)
     batch = video.shape[0]
-    cond = tasks.condition(spec.name, video.cpu().numpy(), config.vq.latent_shape)
+    cond = tasks.condition(spec.name, video.cpu().numpy(), config.vq.latent_shape, **overrides)
     if spec.needs_video:
         ids = vq.tokenize(torch.cat([video, torch.from_numpy(cond["video"]).to(video)])).cpu().numpy()
         return ids[:batch], ids[batch:], cond["latent_mask"]
@@ -121,7 +145,7 @@ def step_randomness(seed: int, step: int, global_batch: int, config: MagvitConfi
     return {"ratio": sample_mask_ratio(config.vq.num_tokens, config.training.mask_schedule, rng),
             "mask_score": rng.random((global_batch, *config.vq.latent_shape), dtype=np.float32),
             "drop": rng.random(global_batch) < config.training.cond_dropout,
-            "picks": rng.random(global_batch)}
+            "picks": rng.random(global_batch), "variant": rng.random()}
 
 
 def commit_batch(vq: nn.Module, video: torch.Tensor, task: str, config: MagvitConfig,

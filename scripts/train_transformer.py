@@ -8,7 +8,9 @@ COMMIT masking with a cosine mask ratio per step, label-smoothed token loss on e
 position ('mask+refine+recons'), AdamW(0.9, 0.96, wd 0.045 on kernels only), global-norm
 clip 1.0, warmup + cosine. Ours: condition dropout for classifier-free guidance (the preset's
 `cond_dropout`); class-conditional tasks train on the labelled part of the data only (with
-no labelled data they are left out, with a notice), the other tasks on all of it.
+no labelled data they are left out, with a notice), the other tasks on all of it;
+`--fp-cond-frames 1,5` trains frame prediction from 1 frame (official) and from 5 frames
+(2 latent frames), each step drawing one, so a model can continue longer videos.
 
 Data (`--data`, see models/data.py): 'synthetic', procedural sources, a folder or manifest of
 videos, or a weighted mix such as 'synthetic:1,dead_leaves:1,photos:2'. Two ways to feed it:
@@ -37,8 +39,8 @@ import torch.distributed
 
 from magvit_onnx.models import distributed
 from magvit_onnx.models.checkpoint import load_weights, read_config, save_weights
-from magvit_onnx.models.commit_training import (commit_loss, mask_tokens, optimizer_step, step_randomness,
-                                                task_schedule, tokenize_task)
+from magvit_onnx.models.commit_training import (commit_loss, condition_variants, mask_tokens, optimizer_step,
+                                                step_randomness, task_schedule, tokenize_task)
 from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
 from magvit_onnx.models.training import Progress, load_state, plain, save_state, train_loop
@@ -84,6 +86,8 @@ def parse_args(argv=None):
                    help="warm restart: the warmup + cosine schedule begins again at this step and ends at --steps "
                         "(to go on training a finished model at a fresh learning rate)")
     p.add_argument("--cond-dropout", type=float, default=None, help="default: the preset's")
+    p.add_argument("--fp-cond-frames", default="1",
+                   help="frame-prediction condition lengths to train, e.g. '1,5' (ours; official: 1 only)")
     p.add_argument("--task-weights", type=parse_task_weights, default={},
                    help="per-task schedule weights, e.g. 'CG=3,CFP=1.5' (official per-task `weight`; default 1 each)")
     p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
@@ -103,6 +107,17 @@ def parse_args(argv=None):
     if not 0 <= args.restart_at < args.steps:
         p.error(f"--restart-at {args.restart_at} must be in [0, --steps {args.steps})")
     return args
+
+
+def parse_frames(text: str, frames: int) -> tuple[int, ...]:
+    """'1,5' -> (1, 5): frame-prediction condition lengths, each in [1, frames)."""
+    try:
+        lengths = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise SystemExit(f"--fp-cond-frames {text!r}: give frame counts, e.g. '1,5'") from None
+    if not lengths or not all(1 <= n < frames for n in lengths):
+        raise SystemExit(f"--fp-cond-frames {text!r}: each length must be in [1, {frames - 1}]")
+    return lengths
 
 
 def labelled_part(source: Source) -> Source | None:
@@ -126,16 +141,18 @@ class ScheduledSource(Source):
         return (self.labelled if tasks.get_task(task).class_conditional else self.source).item(index)
 
 
-def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, device, chunk: int = 16) -> dict[str, np.ndarray]:
-    """Tokens of every clip (`inputs`) and of its condition video for each conditional task
-    (one key per task): `[N, t, h, w]` int16. Each video is tokenized once, in fp32."""
-    video_tasks = [name for name in config.tasks if tasks.get_task(name).needs_video]
-    out: dict[str, list[np.ndarray]] = {key: [] for key in ["inputs", *video_tasks]}
+def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, variants, device, chunk: int = 16) -> dict[str, np.ndarray]:
+    """Tokens of every clip (`inputs`) and of its condition video for each condition variant
+    of a video task (one key per variant): `[N, t, h, w]` int16. Each video is tokenized
+    once, in fp32."""
+    video_keys = [key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video]
+    out: dict[str, list[np.ndarray]] = {key: [] for key in ["inputs", *video_keys]}
     progress = Progress(len(clips))
     with torch.no_grad():
         for start in range(0, len(clips), chunk):
             video = clips[start:start + chunk].astype(np.float32) / 255.0
-            batch = [video] + [tasks.condition(name, video, config.vq.latent_shape)["video"] for name in video_tasks]
+            batch = [video] + [tasks.condition(variants[key][0], video, config.vq.latent_shape, **variants[key][1])["video"]
+                               for key in video_keys]
             ids = vq.tokenize(torch.from_numpy(np.concatenate(batch)).to(device)).cpu().numpy().astype(np.int16)
             for key, part in zip(out, np.split(ids, len(batch))):
                 out[key].append(part)
@@ -144,35 +161,40 @@ def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, device, chunk: int = 16)
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def token_pool(path: Path, vq, source: Source, count: int, config, device) -> dict[str, np.ndarray]:
+def token_pool(path: Path, vq, source: Source, count: int, config, variants, device) -> dict[str, np.ndarray]:
     """Load `path`, or tokenize items [0, count) of `source` into it. When `path` holds fewer
     than `count` clips, the missing items are tokenized and appended: a resumed run can grow
     its pool, and the pool does not depend on when it grew."""
     pool = _load(path) if path.is_file() else {}
+    missing = {key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video} - set(pool)
+    if pool and missing:
+        raise SystemExit(f"{path} holds no condition tokens for {sorted(missing)} (made with other --fp-cond-frames?); "
+                         f"move it away to tokenize the pool again")
     held = len(pool["labels"]) if pool else 0
     if pool and held >= count:
         return pool
     if held:
         print(f"growing {path} from {held} to {count} clips", flush=True)
     clips, labels = source.take(count - held, start=held)
-    new = tokenize_pool(vq, clips, config, device)
+    new = tokenize_pool(vq, clips, config, variants, device)
     new["labels"] = labels
     pool = {key: np.concatenate([pool[key], part]) for key, part in new.items()} if pool else new
     np.savez(path, **pool)
     return pool
 
 
-def latent_masks(config) -> dict[str, np.ndarray]:
-    """Each task's latent condition mask (it depends on the task and the shapes only)."""
+def latent_masks(config, variants) -> dict[str, np.ndarray]:
+    """Each condition variant's latent mask (it depends on the task, overrides and shapes only)."""
     probe = np.zeros((1, *config.vq.video_shape, 3), np.float32)
-    return {name: tasks.condition(name, probe, config.vq.latent_shape)["latent_mask"] for name in config.tasks}
+    return {key: tasks.condition(name, probe, config.vq.latent_shape, **overrides)["latent_mask"]
+            for key, (name, overrides) in variants.items()}
 
 
-def pool_batch(pool, masks, task, index, config, device, **randomness):
-    """COMMIT inputs for pool rows `index` on `task`."""
+def pool_batch(pool, masks, key, task, index, config, device, **randomness):
+    """COMMIT inputs for pool rows `index` on `task`, with the condition variant `key`."""
     inputs = pool["inputs"][index].astype(np.int64)
-    cond = pool[task][index].astype(np.int64) if task in pool else np.zeros_like(inputs)
-    mask = np.broadcast_to(masks[task], (len(index), *masks[task].shape[1:]))
+    cond = pool[key][index].astype(np.int64) if key in pool else np.zeros_like(inputs)
+    mask = np.broadcast_to(masks[key], (len(index), *masks[key].shape[1:]))
     labels = pool["labels"][index] if tasks.get_task(task).class_conditional else None
     return mask_tokens(inputs, cond, mask, task, config, np.random.default_rng(0), labels=labels, device=device,
                        **randomness)
@@ -196,6 +218,7 @@ def main(argv=None):
     bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(args.seed)  # the same initial weights on every rank
     config = read_config(args.tokenizer)
+    fp_cond_frames = parse_frames(args.fp_cond_frames, config.vq.video_shape[0])
     source = parse_data(args.data, config.vq.video_shape, "train", args.seed, args.stride, args.fps)
     val_source = parse_data(args.data, config.vq.video_shape, "val", args.seed, args.stride, args.fps)
     labelled = labelled_part(source)
@@ -218,11 +241,12 @@ def main(argv=None):
     vq = VQVAE(config.vq)
     load_weights(args.tokenizer, {"vq": vq})
     vq = vq.to(device).eval().requires_grad_(False)
-    masks = latent_masks(config)
+    variants = condition_variants(config.tasks, config, fp_cond_frames)
+    masks = latent_masks(config, variants)
     if dist.main:  # rank 0 tokenizes the pools; the others wait, then every rank reads them
-        token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), args.val_pool, config, device)
+        token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), args.val_pool, config, variants, device)
         if args.pool:
-            token_pool(args.out / "tokens.npz", vq, source, args.pool, config, device)
+            token_pool(args.out / "tokens.npz", vq, source, args.pool, config, variants, device)
     if dist.world > 1:
         torch.distributed.barrier()
     val = _load(args.out / "val_tokens.npz")
@@ -257,42 +281,46 @@ def main(argv=None):
                                            "step": step, "args": plain(vars(args))})
         save_weights(args.out / "model.safetensors", config, {"vq": vq, "transformer": transformer},
                      metadata={"step": str(step), "data": args.data, "tokenizer": args.tokenizer.name,
-                               "task_weights": ",".join(f"{n}={w:g}" for n, w in zip(config.tasks, weights))})
+                               "task_weights": ",".join(f"{n}={w:g}" for n, w in zip(config.tasks, weights)),
+                               "fp_cond_frames": ",".join(map(str, fp_cond_frames))})
 
     def evaluate() -> dict[str, float]:
         """Validation token loss per task at the same fixed masking every time."""
         transformer.eval()
         out = {}
         with torch.no_grad():
-            for name in config.tasks:
+            for key, (name, _) in variants.items():
                 rows = eligible_rows(val["labels"], name)
                 randomness = step_randomness(args.seed + 1, 0, len(rows), config)
-                batch = pool_batch(val, masks, name, rows, config, device, ratio=randomness["ratio"],
+                batch = pool_batch(val, masks, key, name, rows, config, device, ratio=randomness["ratio"],
                                    mask_score=randomness["mask_score"], drop=randomness["drop"])
-                out[f"val_{name}"] = commit_loss(transformer, batch, config)[1]["loss"]
+                out[f"val_{key}"] = commit_loss(transformer, batch, config)[1]["loss"]
         out["val_loss"] = float(np.mean(list(out.values())))
         return out
 
-    def micro_batch(task: str, randomness: dict, micro: int) -> dict[str, torch.Tensor]:
+    def micro_batch(key: str, randomness: dict, micro: int) -> dict[str, torch.Tensor]:
         """This rank's rows of micro-batch `micro` of the step, as COMMIT inputs."""
+        task, overrides = variants[key]
         rows = slice((micro * dist.world + dist.rank) * per_rank, (micro * dist.world + dist.rank + 1) * per_rank)
         mine = {"ratio": randomness["ratio"], "mask_score": randomness["mask_score"][rows], "drop": randomness["drop"][rows]}
         if pool is not None:
             index = eligible[task][(randomness["picks"][rows] * len(eligible[task])).astype(np.int64)]
-            return pool_batch(pool, masks, task, index, config, device, **mine)
+            return pool_batch(pool, masks, key, task, index, config, device, **mine)
         clips, labels, _ = next(stream)
-        inputs, cond, latent_mask = tokenize_task(vq, to_tensor(clips, device), task, config)
+        inputs, cond, latent_mask = tokenize_task(vq, to_tensor(clips, device), task, config, **overrides)
         return mask_tokens(inputs, cond, latent_mask, task, config, np.random.default_rng(0),
                            labels=labels.numpy(), device=device, **mine)
 
     def train_step(step: int) -> dict:
         task = schedule[step % len(schedule)]
         randomness = step_randomness(args.seed, step, global_batch, config)
-        micro = [micro_batch(task, randomness, m) for m in range(args.grad_accum)]
+        keys = [key for key, (name, _) in variants.items() if name == task]
+        key = keys[int(randomness["variant"] * len(keys))]  # the step's condition variant
+        micro = [micro_batch(key, randomness, m) for m in range(args.grad_accum)]
         lr = warmup_cosine(step - args.restart_at, args.lr, args.warmup, args.steps - args.restart_at)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             metrics = optimizer_step(model, optimizer, micro, config, lr)
-        return {"task": task, "lr": lr, **distributed.mean_over_ranks(metrics, dist.world, device)}
+        return {"task": key, "lr": lr, **distributed.mean_over_ranks(metrics, dist.world, device)}
 
     train_loop(step=step, total=args.steps, train_step=train_step, evaluate=evaluate, save=save, out=args.out,
                shown=("loss", "val_loss"), log_every=args.log_every, eval_every=args.eval_every,

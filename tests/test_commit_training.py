@@ -94,3 +94,25 @@ def test_loss_terms_are_reported(config):
     loss, metrics = commit_loss(transformer.eval(), batch, config)
     assert {"loss", "loss_refine", "loss_mask", "loss_recons"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values()) and loss.requires_grad
+
+
+def test_frame_prediction_condition_variants(config):
+    """--fp-cond-frames 1,5: one variant per length for the frame-prediction tasks, with the
+    latent frames those frames reach; other tasks keep their one (official) condition."""
+    from magvit_onnx.models.commit_training import condition_variants
+    from magvit_onnx.models.config import get_config
+    from magvit_onnx.runtime import tasks
+
+    assert condition_variants(["frame_prediction", "inpainting_c"], config) == {
+        "frame_prediction": ("frame_prediction", {}), "inpainting_c": ("inpainting_c", {})}
+    variants = condition_variants(["frame_prediction", "frame_prediction_c", "outpainting_c"], config, (1, 5))
+    assert list(variants) == ["frame_prediction@1", "frame_prediction@5", "frame_prediction_c@1",
+                              "frame_prediction_c@5", "outpainting_c"]
+    assert variants["frame_prediction@5"] == ("frame_prediction", {"cond_frames": 5, "cond_latent_frames": 1})
+    tiny = get_config("tiny")  # 16 frames -> 4 latent frames of 4: 5 frames reach 2 of them
+    task, overrides = condition_variants(["frame_prediction"], tiny, (1, 5))["frame_prediction@5"]
+    assert overrides == {"cond_frames": 5, "cond_latent_frames": 2}
+    video = np.random.default_rng(0).random((1, *tiny.vq.video_shape, 3), dtype=np.float32)
+    cond = tasks.condition(task, video, tiny.vq.latent_shape, **overrides)
+    assert cond["latent_mask"][0, :, 0, 0].tolist() == [True, True, False, False]
+    assert cond["video_mask"][0, :, 0, 0, 0].sum() == 5
