@@ -6,7 +6,8 @@ loss to spread usage; on short budgets that is not enough (half of the `tiny` co
 dead after 1,600 2D steps), and every dead code is a bit the tokenizer cannot spend. Every
 `--reseed-every` steps, codes whose usage (an exponential moving average of how often each is
 chosen) fell below a small share of the uniform rate get the values of randomly chosen
-recent encoder outputs, plus a little noise, in the trained and the EMA codebook alike.
+recent encoder outputs, plus a little noise, in the trained and the EMA codebook alike — a
+few at a time (5 % of the codebook), so the decoder keeps up.
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from magvit_onnx.models.vqvae import VQVAE
 class CodeUsage:
     """EMA of each code's share of the chosen ids; `reseed` revives the dead ones."""
 
-    def __init__(self, codebook_size: int, decay: float = 0.99, dead_share: float = 0.03):
+    def __init__(self, codebook_size: int, decay: float = 0.99, dead_share: float = 0.03, most: float = 0.05):
         self.usage = torch.full((codebook_size,), 1.0 / codebook_size)
         self.decay, self.dead_share = decay, dead_share
+        self.most = max(1, int(most * codebook_size))  # codes re-seeded at once
 
     def observe(self, ids: torch.Tensor) -> None:
         """Count one batch's ids [B, ...]."""
@@ -29,8 +31,11 @@ class CodeUsage:
         self.usage.mul_(self.decay).add_(counts / counts.sum(), alpha=1 - self.decay)
 
     def dead(self) -> torch.Tensor:
-        """Ids of the codes used less than `dead_share` x the uniform rate."""
-        return torch.nonzero(self.usage < self.dead_share / self.usage.numel()).flatten()
+        """Ids of the codes used less than `dead_share` x the uniform rate, the least used first,
+        at most `most` of them: re-seeding many codes at once moves so many latents to new
+        codes that the decoder needs hundreds of steps to catch up (385 at once cost 3 dB)."""
+        dead = torch.nonzero(self.usage < self.dead_share / self.usage.numel()).flatten()
+        return dead[self.usage[dead].argsort()][:self.most]
 
     @torch.no_grad()
     def reseed(self, vq: VQVAE, ema_vq: VQVAE, video: torch.Tensor, world: int = 1) -> int:
