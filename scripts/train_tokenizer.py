@@ -201,7 +201,7 @@ def main(argv=None):
                                  "val_psnr_raw": evaluate(vq.eval(), val_clips),  # the EMA lags early on
                                  "code_usage": code_usage(ema.model, val_clips)},
                save=save, out=args.out, dist=dist, global_batch=args.batch_size * dist.world * args.grad_accum,
-               shown=("g_loss", "reconstruction_loss", "hard_pixel_loss", "d_loss", "val_psnr", "val_psnr_raw",
+               shown=("lr", "g_loss", "reconstruction_loss", "hard_pixel_loss", "d_loss", "val_psnr", "val_psnr_raw",
                       "code_usage", "reseeded_codes"),
                log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
                time_limit=args.time_limit, tensorboard=args.tensorboard)

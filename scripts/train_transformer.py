@@ -323,7 +323,7 @@ def main(argv=None):
         return {"task": key, "lr": lr, **distributed.mean_over_ranks(metrics, dist.world, device)}
 
     train_loop(step=step, total=args.steps, train_step=train_step, evaluate=evaluate, save=save, out=args.out,
-               shown=("loss", "val_loss"), log_every=args.log_every, eval_every=args.eval_every,
+               shown=("lr", "loss", "val_loss"), log_every=args.log_every, eval_every=args.eval_every,
                save_every=args.save_every, time_limit=args.time_limit, dist=dist, global_batch=global_batch,
                tensorboard=args.tensorboard)
     distributed.cleanup()
