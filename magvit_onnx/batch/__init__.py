@@ -126,9 +126,9 @@ from magvit_onnx.batch.jobs import Invalid, Job, ModelFacts, derive_seed
 from magvit_onnx.batch.outputs import remove_stale_temporaries
 from magvit_onnx.batch.progress import Progress
 from magvit_onnx.batch.report import ReportWriter, read_report, report_files, report_view
-from magvit_onnx.batch.runner import Plan, Runner, Summary, finish, groups, open_out, plan, run
+from magvit_onnx.batch.runner import Plan, Runner, Summary, finish, groups, open_out, plan, run, stop_on_signals
 from magvit_onnx.batch.shards import parse_shard, shard_from_env
 
 __all__ = ["Invalid", "Job", "JobError", "ModelFacts", "Plan", "Progress", "ReportWriter", "RunError", "Runner",
            "Summary", "command", "derive_seed", "finish", "groups", "open_out", "parse_shard", "plan", "read_report",
-           "remove_stale_temporaries", "report_files", "report_view", "run", "shard_from_env"]
+           "remove_stale_temporaries", "report_files", "report_view", "run", "shard_from_env", "stop_on_signals"]
