@@ -11,16 +11,15 @@ Thread-safe: one Generator may be shared by several threads.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from magvit_onnx import limits
 from magvit_onnx.paths import default_artifacts
 from magvit_onnx.runtime import tasks as task_registry
 from magvit_onnx.runtime.pipeline import Pipeline
-from magvit_onnx.runtime.schedule import mask_ratio
 
 
 class Generator:
@@ -66,13 +65,20 @@ class Generator:
         """Tokens [B, t, h, w] (or [t, h, w]) -> uint8 video [B, T, H, W, 3]."""
         tokens = np.asarray(tokens)
         latent = tuple(self.manifest["latent_shape"])
-        if tokens.shape[-3:] != latent or tokens.ndim not in (3, 4) or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(f"tokens must be integers shaped [B, {', '.join(map(str, latent))}], "
+        if (tokens.shape[-3:] != latent or tokens.ndim not in (3, 4) or not np.issubdtype(tokens.dtype, np.integer)
+                or tokens.size == 0):
+            raise ValueError(f"tokens must be integers shaped [B, {', '.join(map(str, latent))}] with B >= 1, "
                              f"got {tokens.dtype} {tokens.shape}")
         size = self.manifest["vocab"]["codebook_size"]
         if tokens.min() < 0 or tokens.max() >= size:
             raise ValueError(f"token ids must be in 0..{size - 1}, got {tokens.min()}..{tokens.max()}")
-        return to_uint8(self._pipeline.decode(tokens.reshape(-1, *latent)))
+        return self._decode(tokens.reshape(-1, *latent))
+
+    def _decode(self, tokens: np.ndarray) -> np.ndarray:
+        """Checked tokens -> uint8 video, at most MAX_SAMPLES_PER_CALL rows per decoder call."""
+        step = limits.MAX_SAMPLES_PER_CALL
+        return np.concatenate([to_uint8(self._pipeline.decode(tokens[i:i + step]))
+                               for i in range(0, len(tokens), step)])
 
     # ------------------------------------------------------------------ generation
 
@@ -81,7 +87,7 @@ class Generator:
 
         Takes the arguments of `generate_tokens`; the tokens are decoded and clipped to [0, 1].
         """
-        return to_uint8(self._pipeline.decode(self.generate_tokens(task, video, class_id, **settings)))
+        return self._decode(self.generate_tokens(task, video, class_id, **settings))
 
     def generate_tokens(self, task: str, video=None, class_id=None, *, num_videos: int = 1,
                         steps: int | None = None, seed: int | Sequence[int] | None = None,
@@ -109,8 +115,26 @@ class Generator:
             raise ValueError(f"task {spec.name!r} takes no input video (it generates from a class)")
         class_id = self._class_ids(spec, class_id, None if video is None else video.shape[0])
         inputs = video.shape[0] if video is not None else (1 if np.ndim(class_id) == 0 else len(class_id))
-        settings["seed"] = self._seed(seed, inputs)
-        return self._pipeline.generate_tokens(spec.name, video, class_id, **settings, **condition_overrides)
+        seed = self._seed(seed, inputs)
+        if condition_overrides and not spec.needs_video:
+            raise ValueError(f"task {spec.name!r} takes no keyword {sorted(condition_overrides)}: valid settings are "
+                             "num_videos, steps, seed, sampling_temperature, mask_temperature, guidance_scale, "
+                             "top_k, top_p, schedule")
+        # Calls of more than MAX_SAMPLES_PER_CALL rows are split by input; with one seed per input
+        # (or none) that changes no result, with one seed for all inputs it would, so it is refused.
+        per_call = max(1, limits.MAX_SAMPLES_PER_CALL // settings["num_videos"])
+        if inputs > per_call and np.ndim(seed) == 0 and seed is not None:
+            raise ValueError(f"{inputs} inputs x {settings['num_videos']} videos is more than "
+                             f"{limits.MAX_SAMPLES_PER_CALL} samples for one seed: give one seed per input "
+                             "(seed=[...]) so the call can be split without changing results")
+        parts = []
+        for first in range(0, inputs, per_call):
+            part = slice(first, first + per_call)
+            parts.append(self._pipeline.generate_tokens(
+                spec.name, None if video is None else video[part],
+                class_id if np.ndim(class_id) == 0 else class_id[part], **settings,
+                seed=seed if np.ndim(seed) == 0 else seed[part], **condition_overrides))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     # ------------------------------------------------------------------ checks
 
@@ -132,9 +156,11 @@ class Generator:
             return video.astype(np.float32) / 255.0
         if not np.issubdtype(video.dtype, np.floating):
             raise ValueError(f"video must be uint8 (0..255) or float in [0, 1], got dtype {video.dtype}")
-        if not np.isfinite(video).all() or video.min() < 0 or video.max() > 1:
-            raise ValueError(f"float video must be finite and in [0, 1], got range "
-                             f"{np.nanmin(video):.3g}..{np.nanmax(video):.3g}")
+        if not np.isfinite(video).all():
+            raise ValueError(f"float video must be finite and in [0, 1], got {np.size(video) - np.isfinite(video).sum()} "
+                             "NaN or infinite values")
+        if video.min() < 0 or video.max() > 1:
+            raise ValueError(f"float video must be finite and in [0, 1], got range {video.min():.3g}..{video.max():.3g}")
         return video.astype(np.float32)
 
     def _class_ids(self, spec, class_id, inputs: int | None):
@@ -159,44 +185,19 @@ class Generator:
     def _seed(seed, inputs: int):
         """None, an int >= 0, or one int >= 0 per input."""
         seeds = [seed] if seed is None or np.ndim(seed) == 0 else list(seed)
-        valid = all(s is None or (isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0)
-                    for s in seeds)
+        valid = all(s is None or (limits.is_integer(s) and 0 <= s < limits.SEED_LIMIT) for s in seeds)
         if not valid or (np.ndim(seed) == 1 and (len(seeds) != inputs or None in seeds)):
-            raise ValueError(f"seed must be an integer >= 0, or a list of {inputs} of them (one per input), "
-                             f"got {seed!r}")
+            raise ValueError(f"seed must be an integer >= 0 (below 2**64), or a list of {inputs} of them "
+                             f"(one per input), got {limits.shown(seed)}")
         return seed if np.ndim(seed) == 0 else [int(s) for s in seeds]
 
     def _settings(self, num_videos, steps, sampling_temperature, mask_temperature, guidance_scale,
                   top_k, top_p, schedule) -> dict:
-        def integer(name, value, low):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-        def positive(name, value):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-        integer("num_videos", num_videos, 1)
-        if steps is not None:
-            integer("steps", steps, 1)
-        for name, value in (("sampling_temperature", sampling_temperature), ("mask_temperature", mask_temperature)):
-            if value is not None:
-                positive(name, value)
-        if guidance_scale is not None and (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float))
-                                           or not math.isfinite(guidance_scale)):
-            raise ValueError(f"guidance_scale must be a finite number (0 = off), got {guidance_scale!r}")
-        if top_k is not None:
-            integer("top_k", top_k, 0)
-        if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
-            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-        if top_k and top_p is not None and top_p < 1:
-            raise ValueError("top_k and top_p cannot both be set (official sampling allows one of them)")
-        if schedule is not None:
-            mask_ratio(0.5, 2, schedule)  # raises with the valid methods
-        return {"num_videos": num_videos, "steps": steps, "schedule": schedule,
-                "sampling_temperature": sampling_temperature, "mask_temperature": mask_temperature,
-                "guidance_scale": guidance_scale, "top_k": top_k, "top_p": top_p}
-
+        return limits.check_decoding(latent_shape=self.manifest["latent_shape"],
+                                     codebook_size=self.manifest["vocab"]["codebook_size"], num_videos=num_videos,
+                                     steps=steps, sampling_temperature=sampling_temperature,
+                                     mask_temperature=mask_temperature, guidance_scale=guidance_scale, top_k=top_k,
+                                     top_p=top_p, schedule=schedule)
 
 def to_uint8(video: np.ndarray) -> np.ndarray:
     """float video in [0, 1] -> uint8 0..255 (rounded)."""

@@ -116,29 +116,45 @@ def run_ray(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=N
     progress.message(f"run (ray): {len(the_plan.pending)} jobs to run, {len(the_plan.done)} already done, "
                      f"{len(the_plan.invalid)} invalid (shard {shard[0]}/{shard[1]}, batch size {batch_size}, "
                      f"{workers} workers) -> {report.path}")
+    failure = None
     try:
-        summary.stopped = runner.record_invalid_lines(fail_fast)
-        if the_plan.pending and not summary.stopped:
-            if not ray.is_initialized():
-                ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
-            order = sorted(the_plan.pending, key=lambda j: repr(j.group_key(facts.decoding)))
-            dataset = ray.data.from_items([{"job": json.dumps(job_to_dict(j))} for j in order])
-            results = dataset.map_batches(
-                RayWorker, batch_size=batch_size, concurrency=workers, num_gpus=gpus_per_worker or None,
-                fn_constructor_kwargs={"artifacts": None if artifacts is None else str(facts.folder),
-                                       "providers": providers, "out": str(out), "shard": list(shard),
-                                       "configs": the_plan.configs})
-            for item in results.iter_rows():
-                row = json.loads(item["row"])
-                runner.provider = runner.provider or row.get("provider")
-                runner.record(row, row.get("num_videos") or 0)
-                if fail_fast and row["status"] != "ok":
-                    summary.stopped = True
-                    break
-    except OSError as e:
-        raise batch.RunError(f"{report.path}: cannot append to the report ({e.strerror or e}); "
-                             "finished outputs are kept, rerun to continue") from None
+        with batch.stop_on_signals(runner):
+            summary.stopped = runner.record_invalid_lines(fail_fast)
+            if the_plan.pending and not summary.stopped:
+                summary.stopped = _run_on_ray(ray, runner, the_plan, facts, artifacts, providers, out, shard,
+                                              batch_size, workers, gpus_per_worker, fail_fast)
+    except batch.RunError as e:  # the report could not be appended
+        failure = e
     finally:
         progress.close()
         report.close()
-    return batch.finish(summary, runner, began, report.path, log, "run (ray)")
+    batch.finish(summary, runner, began, report.path, log, "run (ray)")
+    if failure is not None:
+        raise failure
+    return summary
+
+
+def _run_on_ray(ray, runner: batch.Runner, the_plan: batch.Plan, facts: batch.ModelFacts, artifacts, providers: str,
+                out: Path, shard: tuple[int, int], batch_size: int, workers: int, gpus_per_worker: float,
+                fail_fast: bool) -> bool:
+    """Generate the pending jobs on Ray actors and record their rows as they come back; True
+    if --fail-fast stopped the run. After a signal no further row is taken (jobs whose rows
+    are not recorded are done again by a rerun)."""
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+    order = sorted(the_plan.pending, key=lambda j: repr(j.group_key(facts.decoding)))
+    dataset = ray.data.from_items([{"job": json.dumps(job_to_dict(j))} for j in order])
+    results = dataset.map_batches(
+        RayWorker, batch_size=batch_size, concurrency=workers, num_gpus=gpus_per_worker or None,
+        fn_constructor_kwargs={"artifacts": None if artifacts is None else str(facts.folder),
+                               "providers": providers, "out": str(out), "shard": list(shard),
+                               "configs": the_plan.configs})
+    for item in results.iter_rows():
+        row = json.loads(item["row"])
+        runner.provider = runner.provider or row.get("provider")
+        runner.record(row, row.get("num_videos") or 0)
+        if fail_fast and row["status"] != "ok":
+            return True
+        if runner.stop.is_set():
+            break
+    return False

@@ -47,6 +47,8 @@ MIN_SIDE = 8
 """Smallest accepted width or height, in pixels, of a video that is read (and of `size`)."""
 MAX_SIDE = 8192
 """Largest accepted width or height, in pixels, of a video that is read (and of `size`)."""
+INPUT_OPTIONS = {"protocol_whitelist": "none"}
+"""FFmpeg options for reading: the file is opened by Python; nothing it names is opened."""
 MP4_ENCODERS: tuple[tuple[str, str], ...] = (
     ("libx264", "yuv420p"),
     ("mpeg4", "yuv420p"),
@@ -99,7 +101,13 @@ def read_video(
     if not path.is_file():
         raise VideoError(f"{path}: not a file; give the path of a video file")
     try:
-        with av.open(str(path)) as container:
+        file = open(path, "rb")
+    except OSError as error:
+        raise VideoError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        # Through a file object, with no protocol allowed for anything the file names: a playlist
+        # (HLS .m3u8) or a list of files (ffconcat) cannot make FFmpeg read other files or URLs.
+        with file, av.open(file, container_options=INPUT_OPTIONS) as container:
             if not container.streams.video:
                 raise VideoError(
                     f"{path}: no video stream (container {container.format.name!r} holds "
@@ -109,6 +117,7 @@ def read_video(
             stream.thread_type = "AUTO"
             if stream.codec_context.width and stream.codec_context.height:
                 _check_source_size(path, stream.codec_context.height, stream.codec_context.width)
+            _check_span(path, container, stream, num_frames, stride, fps, start)
             frames = enumerate(container.decode(stream))
             if fps is None:
                 clip = _pick_by_stride(path, frames, num_frames, stride, start, size)
@@ -117,7 +126,8 @@ def read_video(
                 clip = _pick_by_fps(path, frames, num_frames, Fraction(fps), start, size, rate)
     except av.FFmpegError as error:
         raise VideoError(
-            f"{path}: cannot decode ({error}); the file is corrupt, truncated or not a video"
+            f"{path}: cannot decode ({error}); the file is corrupt, truncated or not a video "
+            "(playlists such as HLS .m3u8 and lists of other files are not read)"
         ) from error
     return np.stack(clip)
 
@@ -142,6 +152,34 @@ def _check_read_options(
         raise VideoError(
             f"{where}: size must be (height, width) with integers in "
             f"[{MIN_SIDE}, {MAX_SIDE}], got {size!r}"
+        )
+
+
+def _check_span(
+    path: Path, container, stream, num_frames: int, stride: int, fps: float | Fraction | None, start: int
+) -> None:
+    """Refuse a clip the video is clearly too short for before decoding anything, from its
+    header (frame count, duration); headers that say nothing leave it to decoding."""
+    if fps is None and stream.frames > 0:
+        last_needed = start + (num_frames - 1) * stride
+        if last_needed >= stream.frames:
+            raise VideoError(
+                f"{path}: too few frames: the video has {stream.frames}, but num_frames={num_frames} with "
+                f"stride={stride} from start={start} needs at least {last_needed + 1}"
+            )
+    if fps is None:
+        return
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        return
+    needed = float((num_frames - 1) / Fraction(fps))
+    if needed > duration * 1.1 + 1.0:  # a margin: durations in headers are not exact
+        raise VideoError(
+            f"{path}: too short: num_frames={num_frames} at fps={float(fps):g} needs {needed:.3f} s after frame "
+            f"{start}, the video lasts about {duration:.3f} s"
         )
 
 

@@ -7,17 +7,22 @@
       transformer_step.onnx   one COMMIT step with sampling inside the graph
       vq_decoder.onnx         tokens [B, t, h, w] int64 -> video [B, T, H, W, 3] float32
 
-`load_manifest(folder)` refuses a folder whose format version is not ours, or any file
-whose sha256 differs from the manifest (tampered or truncated), before a session exists.
+`load_manifest(folder)` refuses a folder whose format version is not ours, a manifest that
+is damaged (a key missing or of the wrong kind), a file named outside the folder, a graph
+not listed among the verified files, or any file whose sha256 differs from the manifest
+(tampered or truncated), before a session exists: every file a session loads is a
+regular file inside the folder, checked against its sha256.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from pathlib import Path
 
 FORMAT_VERSION = 1
 GRAPHS = ("vq_encoder", "transformer_step", "vq_decoder")
+MAX_MANIFEST_BYTES = 16 << 20
 
 
 class ArtifactError(ValueError):
@@ -33,27 +38,108 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def load_manifest(folder: str | Path, verify: bool = True) -> dict:
-    """Read `folder/manifest.json`; with `verify`, check format version and every sha256."""
+    """Read `folder/manifest.json` and check its structure (`check_manifest`); with `verify`,
+    also check that every file it lists is a regular file with its sha256. Any problem
+    raises one ArtifactError line."""
     folder = Path(folder)
     path = folder / "manifest.json"
     if not path.is_file():
         raise ArtifactError(f"{folder} is not an artifacts folder: {path.name} is missing "
                             "(make one with `python export/export_all.py --out DIR`)")
     try:
-        manifest = json.loads(path.read_text())
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ArtifactError(f"{path} is {path.stat().st_size} bytes; a manifest is at most "
+                                f"{MAX_MANIFEST_BYTES} (re-export the artifacts)")
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ArtifactError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); re-export the artifacts") \
+            from None
     except json.JSONDecodeError as e:
         raise ArtifactError(f"{path} is not valid JSON: {e}") from None
-    version = manifest.get("format_version")
+    except (ValueError, RecursionError) as e:  # numbers of over 4300 digits, nesting too deep
+        raise ArtifactError(f"{path} is not a manifest: {str(e)[:80] or type(e).__name__}") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != FORMAT_VERSION:
-        raise ArtifactError(f"{path}: format_version {version!r} is not supported (this magvit-onnx reads "
+        raise ArtifactError(f"{path}: format_version {repr(version)[:40]} is not supported (this magvit-onnx reads "
                             f"format_version {FORMAT_VERSION}); re-export the artifacts with this version")
+    check_manifest(manifest, path)
     if verify:
         for name, entry in manifest["files"].items():
             file = folder / name
-            if not file.is_file():
-                raise ArtifactError(f"{file} is missing (listed in {path.name})")
+            try:
+                info = file.stat()
+            except OSError:
+                raise ArtifactError(f"{file} is missing (listed in {path.name})") from None
+            if not stat.S_ISREG(info.st_mode):
+                raise ArtifactError(f"{file} is not a regular file (listed in {path.name})")
             actual = sha256(file)
             if actual != entry["sha256"]:
                 raise ArtifactError(f"{file} does not match its manifest: sha256 {actual[:16]}… expected "
                                     f"{entry['sha256'][:16]}… (tampered or truncated; re-export or re-download)")
     return manifest
+
+
+def check_manifest(manifest: dict, path: Path) -> None:
+    """Raise ArtifactError naming the first key of `manifest` that is missing or of the wrong
+    kind. The folder is a boundary: every file is a plain name inside it, every graph is one
+    of the listed (and so verified) files, and the three graphs are listed."""
+    def fail(key: str, expected: str):
+        raise ArtifactError(f"{path}: {key} must be {expected}; the manifest is damaged or hand-edited "
+                            "(re-export the artifacts)")
+
+    def get(parent: dict, key: str, where: str, kind, expected: str):
+        value = parent.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            fail(f"{where}{key}", expected)
+        return value
+
+    def shape(parent: dict, key: str, where: str) -> None:
+        value = get(parent, key, where, list, "a list of 3 positive integers")
+        if len(value) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            fail(f"{where}{key}", "a list of 3 positive integers")
+
+    for key in ("preset", "precision"):
+        get(manifest, key, "", str, "a string")
+    for key in ("weights", "versions"):
+        get(manifest, key, "", dict, "an object")
+    files = get(manifest, "files", "", dict, "an object of file name -> {\"sha256\": ...}")
+    for name, entry in files.items():
+        if not _plain_name(name):
+            fail(f"files key {name[:80]!r}", "a plain file name inside the artifacts folder (no path)")
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            fail(f"files[{name!r}].sha256", "a sha256 (64 lower-case hex digits)")
+    graphs = get(manifest, "graphs", "", dict, f"an object with {', '.join(GRAPHS)}")
+    for graph in GRAPHS:
+        entry = get(graphs, graph, "graphs.", dict, "an object with a filename")
+        filename = get(entry, "filename", f"graphs.{graph}.", str, "a file name")
+        if filename not in files or not _plain_name(filename):
+            fail(f"graphs.{graph}.filename", f"one of the files listed in 'files' (got {filename[:80]!r}); "
+                                             "every graph is loaded from the folder and verified")
+    shape(get(manifest, "video", "", dict, "an object with a shape"), "shape", "video.")
+    shape(manifest, "latent_shape", "")
+    vocab = get(manifest, "vocab", "", dict, "an object")
+    for key in ("codebook_size", "num_classes"):
+        if get(vocab, key, "vocab.", int, "a positive integer") < 1:
+            fail(f"vocab.{key}", "a positive integer")
+    get(vocab, "multi_task", "vocab.", bool, "true or false")
+    tasks = get(manifest, "tasks", "", dict, "an object of task name -> entry")
+    for name, entry in tasks.items():
+        if not isinstance(entry, dict):
+            fail(f"tasks.{name}", "an object")
+        for key in ("needs_video", "class_conditional"):
+            get(entry, key, f"tasks.{name}.", bool, "true or false")
+        get(entry, "abbreviation", f"tasks.{name}.", str, "a string")
+    get(manifest, "classes", "", list, "a list")
+    decoding = get(manifest, "decoding", "", dict, "an object")
+    for key, kind in (("num_iter", int), ("top_k", int), ("schedule", str), ("mask_temperature", (int, float)),
+                      ("sampling_temperature", (int, float)), ("guidance_scale", (int, float)),
+                      ("top_p", (int, float))):
+        get(decoding, key, "decoding.", kind, "a string" if kind is str else "a number")
+
+
+def _plain_name(name: str) -> bool:
+    """A file name without any path part ('a.onnx', not '../a.onnx', '/x/a.onnx' or 'sub/a.onnx')."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name

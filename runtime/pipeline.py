@@ -21,9 +21,10 @@ from typing import Protocol, Sequence
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf, NoSuchFile
 
 from magvit_onnx.runtime import commit, providers as eps, tasks
-from magvit_onnx.runtime.artifacts import GRAPHS, load_manifest
+from magvit_onnx.runtime.artifacts import GRAPHS, ArtifactError, load_manifest
 from magvit_onnx.runtime.seeding import random_source
 from magvit_onnx.runtime.step import make_model_fn
 from magvit_onnx.runtime.vocab import Vocab
@@ -59,7 +60,11 @@ class OrtEngine:
         self.sessions = {}
         for name in GRAPHS:
             path = Path(folder) / manifest["graphs"][name]["filename"]
-            session = ort.InferenceSession(str(path), options, providers=usable)
+            try:
+                session = ort.InferenceSession(str(path), options, providers=usable)
+            except (InvalidProtobuf, InvalidGraph, NoSuchFile) as e:  # not a valid model (e.g. truncated)
+                raise ArtifactError(f"{path}: ONNX Runtime cannot load this graph ({str(e).splitlines()[0][:200]}); "
+                                    "re-export the artifacts") from None
             eps.check_session(session, usable, allow_fallback)
             self.sessions[name] = session
         self.providers = self.sessions["transformer_step"].get_providers()

@@ -38,6 +38,12 @@ def resolve(providers: Sequence[ProviderSpec] | str | None) -> list[tuple[str, d
         providers = ["cpu"]
     elif isinstance(providers, str):
         providers = [p.strip() for p in providers.split(",") if p.strip()]
+    valid = isinstance(providers, (list, tuple)) and all(
+        isinstance(s, str) or (isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[0], str)
+                               and isinstance(s[1], dict)) for s in providers)
+    if not valid:
+        raise ProviderError(f"providers must be 'cpu', 'cuda', 'tensorrt', a list of them or of (name, options) "
+                            f"pairs, got {str(providers)[:80]!r}")
     out: list[tuple[str, dict[str, Any]]] = []
     for spec in providers:
         name, options = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))

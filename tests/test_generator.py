@@ -76,7 +76,7 @@ def test_encode_decode(gen):
     (lambda g: g.generate("FP", video=clip(), num_videos=0), "num_videos must be an integer >= 1"),
     (lambda g: g.generate("FP", video=clip(), sampling_temperature=0), "sampling_temperature must be a finite number > 0"),
     (lambda g: g.generate("FP", video=clip(), mask_temperature=-1.0), "mask_temperature must be"),
-    (lambda g: g.generate("FP", video=clip(), top_p=1.5), r"top_p must be in \(0, 1\]"),
+    (lambda g: g.generate("FP", video=clip(), top_p=1.5), r"top_p must be a number in \(0, 1\]"),
     (lambda g: g.generate("FP", video=clip(), top_k=-1), "top_k must be an integer >= 0"),
     (lambda g: g.generate("FP", video=clip(), top_k=5, top_p=0.9), "cannot both be set"),
     (lambda g: g.generate("FP", video=clip(), schedule="linear"), "valid methods are cosine"),

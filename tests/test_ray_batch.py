@@ -49,3 +49,16 @@ def test_ray_run_equals_the_local_run(tmp_path, artifacts, local_ray):
     result = CliRunner().invoke(main, ["run", str(jobs), "--out", str(tmp_path / "ray"), "--artifacts",
                                        str(artifacts), "--ray"])
     assert result.exit_code == 1 and json.loads(result.stdout)["skipped"] == 6
+
+
+def test_ray_run_survives_unreadable_lines(tmp_path, artifacts, local_ray):
+    """A lone surrogate, a NUL or a too-deep line crashed the Ray path like the local one (issue 19)."""
+    lines = ['{"id": "s", "task": "\\udc80"}', '{"id": "n", "task": "FP", "input": "a\\u0000.mp4"}',
+             '{"id": "d", "task": "CG", "class": ' + "[" * 30_000 + "]" * 30_000 + "}",
+             json.dumps({"id": "good", "task": "CG", "class": 1, "steps": 1, "format": "npy"})]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(line + "\n" for line in lines))
+    summary = ray_batch.run_ray(jobs, tmp_path / "ray", artifacts=artifacts,
+                                progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
+    assert (summary.ok, summary.failed) == (1, 3)
+    assert batch.report_view(tmp_path / "ray")["good"]["status"] == "ok"

@@ -5,34 +5,39 @@
 
 Jobs (JSONL)
 ------------
-One JSON object per line (blank lines are ignored). Keys:
+One JSON object per line (blank lines are ignored; at most 65,536 bytes; a key given twice
+is an error). Bounds are `magvit_onnx.limits`. Keys:
 
     key                   type / valid values                           default
     id                    string, 1-128 of A-Z a-z 0-9 . _ -, not       required; unique in the file
                           starting with '.'; names the output files
+                          (ids differing only in case collide)
     task                  task id or abbreviation (FP, FI, OPC, OPV,    required
                           OPH, OPD, IPC, IPD, CG, CFP) served by the model
     input                 path of the input video (any container        required by tasks with an input
-                          PyAV decodes); relative paths are relative     video, refused by the others
-                          to the folder of the JOBS file
+                          PyAV decodes; playlists and file lists are     video, refused by the others
+                          not read); relative paths are relative
+                          to the folder of the JOBS file; at most
+                          4096 characters, no NUL
     class  (or class_id)  integer class, 0 .. num_classes - 1           required by CG and CFP, refused
                                                                         by the others
     seed                  integer, 0 <= seed < 2**64                    derived from the id (below)
-    steps                 integer >= 1                                  the model's (official: 12)
-    sampling_temperature  number > 0                                    the model's (1.0)
-    mask_temperature      number > 0                                    the model's (4.5)
-    guidance_scale        number, 0 = no classifier-free guidance       the model's (0)
-    top_k                 integer >= 0 (0 = off)                        off
-    top_p                 number in (0, 1]; not together with top_k     off
+    steps                 integer, 1 .. latent tokens (t*h*w)           the model's (official: 12)
+    sampling_temperature  number in [1e-4, 1e4]                         the model's (1.0)
+    mask_temperature      number in [1e-4, 1e4]                         the model's (4.5)
+    guidance_scale        number in [-1000, 1000], 0 = no guidance      the model's (0)
+    top_k                 integer, 0 .. codebook size (0 = off)         off
+    top_p                 number in [1e-6, 1]; not together with top_k  off
     schedule              cosine, uniform, powN, log, exp               the model's (cosine)
-    num_videos            integer >= 1: samples of this job             1
+    num_videos            integer, 1 .. 64: samples of this job         1
     format                mp4, gif, png (one PNG per frame), npy        mp4
                           (generated tokens, int64 [num_videos, t, h, w])
     side_by_side          true: also write input | condition | output   false
                           (not with npy)
-    stride | fps          frames of the input: every stride-th frame,   stride 1
-                          or resampled to fps (not both)
-    start                 first input frame (0-based)                    0
+    stride | fps          frames of the input: every stride-th frame    stride 1
+                          (1 .. 10000), or resampled to fps (number
+                          in [0.001, 10000]); not both
+    start                 first input frame (0-based), 0 .. 10**7       0
 
 Input videos are read with `magvit_onnx.video.read_video`: the model's number of frames
 from `start` by `stride` or `fps`, any pixel format (grayscale, alpha, YUV, palette)
@@ -59,7 +64,9 @@ A job that fails after writing some of its outputs removes them again.
 Report (JSONL)
 --------------
 `report.jsonl` in --out, or `report.shard-IIIII-of-NNNNN.jsonl` per shard when sharded.
-A line is appended (flushed and fsynced) after the job's outputs are in place:
+It is opened without following a symbolic link and must be a regular file. A line is
+appended (written unbuffered and fsynced; a write that fails half-way, e.g. on a full
+disk, is cut off again and ends the run with exit 1) after the job's outputs are in place:
 
     {"id": "clip-7", "line": 7, "status": "ok" | "error", "task": "frame_prediction",
      "input": "/abs/clip7.mp4" | null, "class": null, "seed": 123, "seed_from": "job" | "id",
@@ -74,16 +81,20 @@ A line is appended (flushed and fsynced) after the job's outputs are in place:
 `generate` is the time of the whole batched call the job was part of (`batch` jobs).
 Lines of jobs that cannot be parsed have `"id": null` if no id could be read. Errors
 name the job, the problem and what is valid; they are also printed to stderr as
-`error: job 'ID' (line N): ...` (or `error: line N: ...`).
+`error: job 'ID' (line N): ...` (or `error: line N: ...`); values are echoed cut to 80
+characters and error lines to 1000.
 
 Progress goes to stderr: a bar (videos done, videos/s, ETA, failures) on a terminal,
 otherwise a plain `progress: ...` line every 10 s; then a summary line. stdout gets one
-JSON object: {"ok", "failed", "skipped", "report", "shard", "seconds", "stopped"}.
+JSON object: {"ok", "failed", "skipped", "report", "shard", "seconds", "stopped",
+"interrupted"}.
 
 The *report view* (`report_view(out)`) is the latest line per id over all report files
 in --out. Rerunning the same command skips a job when its view line is "ok" for the same
-config, its input file has the same size and mtime, and every listed output still exists
-with the listed sha256; everything else (errors, changed jobs, missing or modified
+config, its input file has the same size and mtime, its outputs are exactly the job's own
+output names and each is still a regular file with the listed sha256 (a report's paths are
+not trusted; any report file's latest line of the id counts, so clocks that differ between
+machines do not matter); everything else (errors, changed jobs, missing or modified
 outputs, jobs killed half-way) is done again. Skipped jobs add no line. So after a
 `kill -9` at any moment and a rerun every job is in the view exactly once, with outputs
 matching their sha256, and no temporary file is left (stale temporaries of this shard's
@@ -97,7 +108,13 @@ partition the file exactly and every shard can read the same JOBS file. Without
 `--shard`: Slurm job arrays (`SLURM_ARRAY_TASK_ID` - `SLURM_ARRAY_TASK_MIN`,
 `SLURM_ARRAY_TASK_COUNT`; use a contiguous `--array=0-N`), else Kubernetes Indexed Jobs
 (`JOB_COMPLETION_INDEX` with `--num-shards` / `MAGVIT_NUM_SHARDS`), else 0/1. Each shard
-writes its own report; one process per shard at a time (the report is locked).
+writes its own report; one process per shard at a time (the report is locked), and a run
+is refused while a run with another shard count writes to the same --out (their shards
+would overlap).
+
+Signals: SIGINT (Ctrl-C) and SIGTERM (Slurm, Kubernetes) start no further job; the jobs
+being generated finish and get their report lines, then the summary is printed with
+"stopped": true and "interrupted": "SIGINT" | "SIGTERM", exit 1. A rerun does the rest.
 
 Jobs with the same task and decoding settings (all keys but id, input, class, seed,
 format, side_by_side and the input reading options) are generated together, up to
@@ -113,10 +130,12 @@ in threads sharing one Generator. `--ray` runs the same plan on Ray Data instead
 
 Exit codes: 0 every job of this shard succeeded (or was already done); 1 some job failed
 (the others still ran; with --fail-fast the run stops at the first failure: an invalid
-line stops it before any generation, a failing job after the batch it was part of), or the
-model cannot be used (missing/tampered artifacts, another format version, an unavailable
-provider) or the report cannot be written; 2 usage errors (JOBS missing or unreadable,
---out not writable, malformed --shard, shard variables incomplete, bad option values).
+line stops it before any generation, a failing job after the batch it was part of), a
+signal stopped the run, the model cannot be used (missing/tampered/damaged artifacts,
+another format version, an unavailable provider), the report cannot be written, or a run
+with another shard count writes to --out; 2 usage errors (JOBS missing or unreadable,
+--out not writable or its report not a regular file, malformed --shard, shard variables
+incomplete, bad option values).
 
 Only numpy, onnxruntime and PyAV are used; this module never imports torch.
 """
@@ -126,9 +145,9 @@ from magvit_onnx.batch.jobs import Invalid, Job, ModelFacts, derive_seed
 from magvit_onnx.batch.outputs import remove_stale_temporaries
 from magvit_onnx.batch.progress import Progress
 from magvit_onnx.batch.report import ReportWriter, read_report, report_files, report_view
-from magvit_onnx.batch.runner import Plan, Runner, Summary, finish, groups, open_out, plan, run
+from magvit_onnx.batch.runner import Plan, Runner, Summary, finish, groups, open_out, plan, run, stop_on_signals
 from magvit_onnx.batch.shards import parse_shard, shard_from_env
 
 __all__ = ["Invalid", "Job", "JobError", "ModelFacts", "Plan", "Progress", "ReportWriter", "RunError", "Runner",
            "Summary", "command", "derive_seed", "finish", "groups", "open_out", "parse_shard", "plan", "read_report",
-           "remove_stale_temporaries", "report_files", "report_view", "run", "shard_from_env"]
+           "remove_stale_temporaries", "report_files", "report_view", "run", "shard_from_env", "stop_on_signals"]

@@ -62,7 +62,7 @@ def _command():
                 raise click.UsageError(str(e), ctx) from None
             raise click.ClickException(str(e)) from None
         click.echo(json.dumps(summary.as_dict()))
-        ctx.exit(1 if summary.failed else 0)
+        ctx.exit(1 if summary.failed or summary.interrupted else 0)
 
     return run_command
 

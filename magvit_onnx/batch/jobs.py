@@ -6,13 +6,14 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+from magvit_onnx import limits
 from magvit_onnx.batch.errors import JobError
+from magvit_onnx.limits import shown
 
 FORMATS = ("mp4", "gif", "png", "npy")
 KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_temperature", "mask_temperature",
@@ -20,7 +21,7 @@ KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_t
         "start")
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 REPORT_VERSION = 1
-SEED_LIMIT = 2 ** 64
+SEED_LIMIT = limits.SEED_LIMIT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ModelFacts:
     video_shape: tuple[int, int, int]
     latent_shape: tuple[int, int, int]
     decoding: dict[str, Any]
+    codebook_size: int
     model_id: str                 # sha256 of manifest.json (which holds the sha256 of every graph)
 
     @classmethod
@@ -45,7 +47,7 @@ class ModelFacts:
         manifest = load_manifest(folder, verify=False)  # format version; sha256s are checked by Generator
         return cls(folder=folder, tasks=dict(manifest["tasks"]), num_classes=len(manifest["classes"]),
                    video_shape=tuple(manifest["video"]["shape"]), latent_shape=tuple(manifest["latent_shape"]),
-                   decoding=dict(manifest["decoding"]),
+                   decoding=dict(manifest["decoding"]), codebook_size=manifest["vocab"]["codebook_size"],
                    model_id=hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest())
 
 
@@ -134,27 +136,42 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _integer(record: dict, key: str, low: int, high: int | None = None) -> int | None:
     value = record.get(key)
     if value is None:
         return None
     if not _is_int(value) or value < low or (high is not None and value >= high):
         bound = f">= {low}" if high is None else f"in {low} .. {high - 1}"
-        raise JobError(f"{key} must be an integer {bound}, got {value!r}")
+        raise JobError(f"{key} must be an integer {bound}, got {shown(value)}")
     return value
 
 
-def _positive(record: dict, key: str) -> float | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if not _is_number(value) or value <= 0:
-        raise JobError(f"{key} must be a finite number > 0, got {value!r}")
-    return float(value)
+def _checked(check, *args, **kwargs):
+    """A `limits` check whose ValueError becomes this job's JobError."""
+    try:
+        return check(*args, **kwargs)
+    except ValueError as e:
+        raise JobError(str(e)) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """json.loads hook: a key given twice is an error, not 'the last one wins'."""
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise JobError(f"key {shown(twice)} is given twice in one object; give each key once")
+    return data
+
+
+def _utf8(value: str) -> bool:
+    """False for a string with a lone surrogate (a JSON \\udc80 escape), which no file system
+    or UTF-8 report can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def job_id_of(record: object) -> str | None:
@@ -169,15 +186,14 @@ def job_id_of(record: object) -> str | None:
 def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
     """Validate one decoded JSON line against the model; raises JobError naming the problem."""
     from magvit_onnx.runtime import tasks as task_registry
-    from magvit_onnx.runtime.schedule import mask_ratio
 
     if not isinstance(record, dict):
         raise JobError(f"a job must be a JSON object like {{\"id\": \"clip-1\", \"task\": \"FP\", "
                        f"\"input\": \"clip.mp4\"}}, got {type(record).__name__}")
     unknown = [k for k in record if k not in KEYS]
     if unknown:
-        hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, KEYS, 1)) else repr(k)
-                 for k in unknown]
+        hints = [f"{shown(k)} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k[:64], KEYS, 1))
+                 else shown(k) for k in unknown[:5]]
         raise JobError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}: valid keys are "
                        + ", ".join(KEYS))
     job_id = record.get("id")
@@ -185,13 +201,14 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
         raise JobError("missing 'id': every job needs a unique string id")
     if not isinstance(job_id, str) or not ID_PATTERN.fullmatch(job_id):
         raise JobError(f"id must be a string of 1-128 letters, digits, '.', '_' or '-' not starting with '.' "
-                       f"(it names the output files), got {job_id!r}")
+                       f"(it names the output files), got {shown(job_id)}")
     task = record.get("task")
     if task is None:
         raise JobError("missing 'task': valid tasks are " + ", ".join(
             f"{name} ({entry['abbreviation']})" for name, entry in facts.tasks.items()))
-    if not isinstance(task, str):
-        raise JobError(f"task must be a string (a task id or abbreviation), got {task!r}")
+    if not isinstance(task, str) or len(task) > limits.SHOWN_CHARS:
+        raise JobError(f"task must be a string (a task id or abbreviation, at most {limits.SHOWN_CHARS} "
+                       f"characters), got {shown(task)}")
     try:
         spec = task_registry.get_task(task)
     except ValueError as e:
@@ -208,12 +225,16 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
         if source is None:
             raise JobError(f"task {spec.name!r} needs an input video: add \"input\": \"path/to/video\" "
                            f"(any video PyAV decodes; relative to the JOBS file's folder)")
-        if not isinstance(source, str) or not source.strip():
-            raise JobError(f"input must be the path of a video file (a non-empty string), got {source!r}")
+        if (not isinstance(source, str) or not source.strip() or len(source) > limits.MAX_INPUT_CHARS
+                or "\0" in source or not _utf8(source)):
+            raise JobError(f"input must be the path of a video file (a non-empty UTF-8 string of at most "
+                           f"{limits.MAX_INPUT_CHARS} characters, no NUL), got {shown(source)}")
         fields["input"] = (base / source).absolute()
-        fields["stride"] = _integer(record, "stride", 1)
-        fields["start"] = _integer(record, "start", 0)
-        fields["fps"] = _positive(record, "fps")
+        for key, low, high in (("stride", 1, limits.MAX_STRIDE), ("start", 0, limits.MAX_START)):
+            value = record.get(key)
+            fields[key] = None if value is None else _checked(limits.check_integer, key, value, low, high)
+        fps = record.get("fps")
+        fields["fps"] = None if fps is None else _checked(limits.check_positive, "fps", fps, *limits.FPS_RANGE)
         if fields["stride"] is not None and fields["fps"] is not None:
             raise JobError("give stride (every n-th frame) or fps (resample in time), not both")
     else:
@@ -234,9 +255,9 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
         if label is None:
             raise JobError(f"task {spec.name!r} needs a class: add \"class\": N with N in 0 .. {facts.num_classes - 1}")
         if not _is_int(label):
-            raise JobError(f"class must be an integer in 0 .. {facts.num_classes - 1}, got {label!r}")
+            raise JobError(f"class must be an integer in 0 .. {facts.num_classes - 1}, got {shown(label)}")
         if not 0 <= label < facts.num_classes:
-            raise JobError(f"class {label!r} is out of range: valid classes are 0 .. {facts.num_classes - 1}")
+            raise JobError(f"class {shown(label)} is out of range: valid classes are 0 .. {facts.num_classes - 1}")
         fields["class_id"] = label
     elif label is not None:
         raise JobError(f"task {spec.name!r} takes no class; remove it (class-conditional tasks: "
@@ -248,45 +269,48 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
         fields["seed"], fields["seed_from"] = derive_seed(job_id), "id"
     else:
         fields["seed"], fields["seed_from"] = _integer(record, "seed", 0, SEED_LIMIT), "job"
-    fields["steps"] = _integer(record, "steps", 1)
-    fields["sampling_temperature"] = _positive(record, "sampling_temperature")
-    fields["mask_temperature"] = _positive(record, "mask_temperature")
-    guidance = record.get("guidance_scale")
-    if guidance is not None and not _is_number(guidance):
-        raise JobError(f"guidance_scale must be a finite number (0 = no guidance), got {guidance!r}")
-    fields["guidance_scale"] = None if guidance is None else float(guidance)
-    fields["top_k"] = _integer(record, "top_k", 0)
-    top_p = record.get("top_p")
-    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
-        raise JobError(f"top_p must be a number in (0, 1], got {top_p!r}")
-    fields["top_p"] = None if top_p is None else float(top_p)
-    if fields["top_k"] and fields["top_p"] is not None and fields["top_p"] < 1:
-        raise JobError("top_k and top_p cannot both be set (official sampling allows one of them)")
-    schedule = record.get("schedule")
-    if schedule is not None:
-        if not isinstance(schedule, str):
-            raise JobError(f"schedule must be a string (cosine, uniform, powN, log, exp), got {schedule!r}")
-        try:
-            mask_ratio(0.5, 2, schedule)
-        except ValueError as e:
-            raise JobError(str(e)) from None
-        fields["schedule"] = schedule
-    num_videos = _integer(record, "num_videos", 1)
-    fields["num_videos"] = 1 if num_videos is None else num_videos
+    fields.update(_checked(
+        limits.check_decoding, latent_shape=facts.latent_shape, codebook_size=facts.codebook_size,
+        num_videos=1 if record.get("num_videos") is None else record["num_videos"],
+        **{k: record.get(k) for k in ("steps", "sampling_temperature", "mask_temperature", "guidance_scale",
+                                      "top_k", "top_p", "schedule")}))
 
     # outputs
     fmt = record.get("format", "mp4")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise JobError(f"format must be one of {', '.join(FORMATS)} (png: one PNG per frame; npy: tokens), "
-                       f"got {fmt!r}")
+                       f"got {shown(fmt)}")
     fields["format"] = fmt
     side = record.get("side_by_side", False)
     if not isinstance(side, bool):
-        raise JobError(f"side_by_side must be true or false, got {side!r}")
+        raise JobError(f"side_by_side must be true or false, got {shown(side)}")
     if side and fmt == "npy":
         raise JobError("side_by_side needs a video format (mp4, gif or png); npy holds tokens")
     fields["side_by_side"] = side
     return Job(**fields)
+
+
+def decode_line(raw: bytes) -> tuple[object, str | None]:
+    """One JOBS line -> (decoded JSON, None), or (None, the error) for a line that cannot be read."""
+    example = '{"id": "clip-1", "task": "CG", "class": 3}'
+    if len(raw) > limits.MAX_LINE_BYTES:
+        return None, (f"line is {len(raw)} bytes; a job line may be at most {limits.MAX_LINE_BYTES} bytes, "
+                      f"one JSON object like {example}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, f"line is not UTF-8 text ({e.reason} at byte {e.start}); JOBS must be UTF-8 JSON Lines"
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys), None
+    except json.JSONDecodeError as e:
+        return None, (f"malformed JSON ({e.msg} at column {e.colno}); each line must be one JSON object "
+                      f"like {example}")
+    except JobError as e:
+        return None, str(e)
+    except RecursionError:
+        return None, f"JSON nested too deeply; each line must be one flat JSON object like {example}"
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        return None, f"unreadable JSON value ({shown(str(e))}); each line must be one JSON object like {example}"
 
 
 def read_jobs(path: str | os.PathLike, facts: ModelFacts) -> tuple[list[Job], list[Invalid]]:
@@ -299,20 +323,8 @@ def read_jobs(path: str | os.PathLike, facts: ModelFacts) -> tuple[list[Job], li
     for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            records.append((number, None, f"line is not UTF-8 text ({e.reason} at byte {e.start}); "
-                                          "JOBS must be UTF-8 JSON Lines"))
-            continue
-        if not text.strip():
-            continue
-        try:
-            records.append((number, json.loads(text), None))
-        except json.JSONDecodeError as e:
-            example = '{"id": "clip-1", "task": "CG", "class": 3}'
-            records.append((number, None, f"malformed JSON ({e.msg} at column {e.colno}); each line must be "
-                                          f"one JSON object like {example}"))
+        if raw.strip():
+            records.append((number, *decode_line(raw)))
     lines_of: dict[str, list[int]] = {}
     for number, record, _ in records:
         if (job_id := job_id_of(record)) is not None:
@@ -323,7 +335,8 @@ def read_jobs(path: str | os.PathLike, facts: ModelFacts) -> tuple[list[Job], li
     frames = facts.video_shape[0]
     for number, record, error in records:
         job_id = job_id_of(record)
-        task = record.get("task") if isinstance(record, dict) and isinstance(record.get("task"), str) else None
+        task = record.get("task") if isinstance(record, dict) else None
+        task = task if isinstance(task, str) and len(task) <= limits.SHOWN_CHARS and _utf8(task) else None
         if error is None and job_id is not None and len(lines_of[job_id]) > 1:
             error = (f"duplicate id {job_id!r} on lines {', '.join(map(str, lines_of[job_id]))}: ids must be unique "
                      "(none of these lines runs)")
@@ -333,12 +346,15 @@ def read_jobs(path: str | os.PathLike, facts: ModelFacts) -> tuple[list[Job], li
             except JobError as e:
                 error = str(e)
             else:
-                clash = next((owners[n] for n in job.output_names(frames) if n in owners), None)
+                # names are compared case-folded: on macOS and Windows 'A.mp4' and 'a.mp4' are one file
+                names = [n.lower() for n in job.output_names(frames)]
+                clash = next((owners[n] for n in names if n in owners), None)
                 if clash is not None:
                     error = (f"output names collide with job {clash.id!r} (line {clash.line}); choose another id "
-                             f"(outputs are named {{id}}.{{k}}.* when num_videos > 1)")
+                             f"(outputs are named {{id}}.{{k}}.* when num_videos > 1, and names that differ "
+                             "only in case are one file on case-insensitive file systems)")
                 else:
-                    owners.update((n, job) for n in job.output_names(frames))
+                    owners.update((n, job) for n in names)
                     jobs.append(job)
                     continue
         invalid.append(Invalid(number, job_id, error, task))

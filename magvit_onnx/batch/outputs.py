@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from magvit_onnx import limits
 from magvit_onnx.batch.errors import JobError
 from magvit_onnx.batch.jobs import Job
 
@@ -81,15 +82,16 @@ def write_outputs(job: Job, out: Path, tokens: np.ndarray, videos: np.ndarray | 
         raise
 
 
-def describe(error: BaseException) -> str:
-    """One line for a job's error."""
+def describe(error: BaseException, doing: str = "write") -> str:
+    """One line for a job's error; `doing` names the phase it happened in (read, generate, write)
+    for errors of the operating system, which do not say themselves."""
     if isinstance(error, OSError) and not isinstance(error, JobError):
         where = f" {Path(error.filename).name}" if getattr(error, "filename", None) else ""
-        text = f"cannot write{where}: {error.strerror or error} (errno {error.errno})"
+        text = f"cannot {doing}{where}: {error.strerror or error} (errno {error.errno})"
         if error.errno == errno.ENOSPC:
             text += "; the output folder's disk is full: free space and rerun (finished jobs are kept)"
-        return text
+        return limits.shown_text(text)
     text = str(error) or type(error).__name__
     if not isinstance(error, ValueError):
         text = f"{type(error).__name__}: {text}"
-    return " ".join(text.split())
+    return limits.shown_text(" ".join(text.split()))

@@ -2,9 +2,12 @@
 (`Runner`, `run`) into the outputs and the report."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
+import re
+import signal
 import sys
 import threading
 import time
@@ -18,7 +21,8 @@ from magvit_onnx.batch.errors import RunError
 from magvit_onnx.batch.jobs import Invalid, Job, ModelFacts, read_jobs
 from magvit_onnx.batch.outputs import describe, fsync_folder, remove_stale_temporaries, write_outputs
 from magvit_onnx.batch.progress import Progress
-from magvit_onnx.batch.report import ReportWriter, input_stat, is_done, report_name, report_view
+from magvit_onnx.batch.report import (ReportWriter, input_stat, is_done, latest_lines, open_plain, report_files,
+                                      report_name)
 from magvit_onnx.batch.shards import line_key, shard_of
 
 # --------------------------------------------------------------------------- planning
@@ -44,9 +48,11 @@ def plan(jobs_path: str | os.PathLike, out: str | os.PathLike, facts: ModelFacts
     jobs, invalid = read_jobs(jobs_path, facts)
     mine = [j for j in jobs if shard_of(j.id, count) == index]
     bad = [b for b in invalid if shard_of(b.id if b.id is not None else line_key(b.line), count) == index]
-    view = report_view(out)
+    lines = latest_lines(out)  # every report file's latest line of a job: clocks of machines may differ
     configs = {j.id: j.config(facts) for j in mine}
-    done = [j for j in mine if is_done(j, view.get(j.id), out, configs[j.id])]
+    frames = facts.video_shape[0]
+    done = [j for j in mine
+            if any(is_done(j, row, out, configs[j.id], j.output_names(frames)) for row in lines.get(j.id, []))]
     finished = {j.id for j in done}
     return Plan(shard, mine, bad, [j for j in mine if j.id not in finished], done, configs)
 
@@ -87,11 +93,13 @@ class Summary:
     report: str = ""
     shard: tuple[int, int] = (0, 1)
     seconds: float = 0.0
-    stopped: bool = False           # --fail-fast stopped the run early
+    stopped: bool = False           # --fail-fast or a signal stopped the run early
+    interrupted: str | None = None  # the signal that stopped it: "SIGINT" or "SIGTERM"
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "failed": self.failed, "skipped": self.skipped, "report": self.report,
-                "shard": list(self.shard), "seconds": round(self.seconds, 3), "stopped": self.stopped}
+                "shard": list(self.shard), "seconds": round(self.seconds, 3), "stopped": self.stopped,
+                "interrupted": self.interrupted}
 
 
 class Runner:
@@ -104,6 +112,9 @@ class Runner:
         self.provider = generator.providers[0] if generator is not None else None
         self._lock = threading.Lock()
         self.ok = self.failed = 0
+        self._recorded: set[str] = set()
+        self.stop = threading.Event()   # set by a signal: start no further job
+        self.interrupted: str | None = None
 
     def row(self, job: Job | None, *, status: str, invalid: Invalid | None = None, outputs=(), seconds=None,
             batch: int = 0, error: str | None = None) -> dict:
@@ -126,6 +137,8 @@ class Runner:
         with self._lock:
             self.failed += failed
             self.ok += not failed
+            if row["id"] is not None:
+                self._recorded.add(row["id"])
         if failed:
             who = f"job {row['id']!r} (line {row['line']})" if row["id"] is not None else f"line {row['line']}"
             self.progress.message(f"error: {who}: {row['error']}")
@@ -142,13 +155,35 @@ class Runner:
                 return True
         return False
 
-    def fail(self, job: Job, error: BaseException | str, **kwargs) -> None:
-        text = error if isinstance(error, str) else describe(error)
+    def fail(self, job: Job, error: BaseException | str, doing: str = "write", **kwargs) -> None:
+        text = error if isinstance(error, str) else describe(error, doing)
         self.record(self.row(job, status="error", error=text, **kwargs), job.num_videos)
 
+    def interrupt(self, name: str) -> None:
+        """Stop starting jobs (a signal handler calls this: it only sets flags)."""
+        if not self.stop.is_set():
+            self.interrupted = name
+            self.stop.set()
+
     def run_group(self, jobs: list[Job]) -> bool:
-        """Read inputs, generate, write and report one group; returns False if any job failed."""
+        """Read inputs, generate, write and report one group; returns False if any job failed.
+        An unexpected error fails every job of the group that has no report line yet, so no job
+        is ever lost without a line; a report that cannot be written (RunError) ends the run."""
+        try:
+            return self._run_group(jobs)
+        except RunError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            for job in jobs:
+                if job.id not in self._recorded:
+                    self.fail(job, e, doing="run")
+            return False
+
+    def _run_group(self, jobs: list[Job]) -> bool:
         from magvit_onnx import video as videoio
+
+        if self.stop.is_set():
+            return True  # interrupted before this group started: its jobs stay pending for a rerun
 
         frames, height, width = self.facts.video_shape
         ready, clips, reads = [], [], {}
@@ -164,7 +199,7 @@ class Runner:
                 clip = videoio.read_video(job.input, num_frames=frames, size=(height, width),
                                           stride=job.stride or 1, fps=job.fps, start=job.start or 0)
             except Exception as e:  # noqa: BLE001 - one job's bad input must not stop the others
-                self.fail(job, e, seconds={"read": round(time.monotonic() - started, 4)})
+                self.fail(job, e, doing="read", seconds={"read": round(time.monotonic() - started, 4)})
                 all_ok = False
                 continue
             ready.append(job)
@@ -178,9 +213,10 @@ class Runner:
         except Exception as e:  # noqa: BLE001
             if len(ready) > 1:  # find out which job it was: run them one by one
                 for job, clip in zip(ready, clips):
-                    all_ok &= self._run_single(job, clip, reads[job.id])
+                    if not self.stop.is_set():
+                        all_ok &= self._run_single(job, clip, reads[job.id])
                 return all_ok
-            self.fail(ready[0], e, seconds={"read": round(reads[ready[0].id], 4)}, batch=1)
+            self.fail(ready[0], e, doing="generate", seconds={"read": round(reads[ready[0].id], 4)}, batch=1)
             return False
         generate_seconds = time.monotonic() - started
         n = ready[0].num_videos
@@ -193,7 +229,7 @@ class Runner:
         try:
             tokens = generate_tokens(self.generator, [job], [clip])
         except Exception as e:  # noqa: BLE001
-            self.fail(job, e, seconds={"read": round(read_seconds, 4)}, batch=1)
+            self.fail(job, e, doing="generate", seconds={"read": round(read_seconds, 4)}, batch=1)
             return False
         return self._finish(job, clip, tokens, read_seconds, time.monotonic() - started, 1)
 
@@ -232,16 +268,64 @@ class Runner:
 
 def open_out(out: str | os.PathLike, shard: tuple[int, int]) -> tuple[Path, ReportWriter]:
     """Create --out and open this shard's report in it; raises RunError (usage, exit 2) when
-    the folder cannot be made or written."""
+    the folder cannot be made or written, and (exit 1) while a run with another shard count
+    writes to it: its shards would overlap this run's, so both would do the same jobs."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, "permission denied")
-        return out, ReportWriter(out / report_name(*shard))
+            read_only = hasattr(os, "statvfs") and os.statvfs(out).f_flag & os.ST_RDONLY
+            raise OSError(errno.EROFS, "read-only file system") if read_only else \
+                PermissionError(errno.EACCES, "permission denied")
+        report = ReportWriter(out / report_name(*shard))
     except OSError as e:
         raise RunError(f"--out {out}: cannot write there ({e.strerror or e}); give a writable folder",
                        exit_code=2) from None
+    try:
+        check_no_other_shard_count(out, shard[1])
+    except RunError:
+        report.close()
+        raise
+    return out, report
+
+
+def check_no_other_shard_count(out: Path, count: int) -> None:
+    """Raise RunError if a report of another shard count in `out` is locked by a live run.
+    Every run locks its own report first, so of two runs starting together at least one sees
+    the other."""
+    import fcntl
+
+    for path in report_files(out):
+        match = re.fullmatch(r"report\.shard-\d+-of-(\d+)\.jsonl", path.name)
+        if (int(match[1]) if match else 1) == count:
+            continue
+        try:
+            with open(open_plain(path), "rb") as other:
+                fcntl.flock(other.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"{path} is being written by a run with another shard count; runs with different "
+                           f"--shard counts on one --out would do jobs twice: wait for it to end, or use another "
+                           "--out") from None
+        except OSError:
+            continue  # not a plain report file: not a run's
+
+
+@contextlib.contextmanager
+def stop_on_signals(runner: "Runner") -> Iterator[None]:
+    """While running: SIGINT (Ctrl-C) and SIGTERM (Slurm, Kubernetes) start no further job; the
+    jobs being generated finish and get their report lines. Only the main thread can install
+    handlers; elsewhere (a library caller's thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.signal(s, lambda number, frame: runner.interrupt(signal.Signals(number).name))
+                for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None, providers="cpu",
@@ -279,6 +363,9 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
     except OSError as e:
         report.close()
         raise RunError(f"JOBS {jobs_path}: cannot read ({e.strerror or e})", exit_code=2) from None
+    except BaseException:
+        report.close()
+        raise
     summary = Summary(skipped=len(the_plan.done), report=str(report_path), shard=shard)
     names = {n for j in the_plan.jobs for n in j.output_names(facts.video_shape[0])}
     remove_stale_temporaries(out, names)
@@ -289,34 +376,45 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
                      f"{len(the_plan.invalid)} invalid (shard {index}/{count}, batch size {batch_size}, "
                      f"{workers} worker{'s' if workers > 1 else ''}"
                      + (f", {runner.provider}" if runner.provider else "") + f") -> {report_path}")
+    failure = None
     try:
-        summary.stopped = runner.record_invalid_lines(fail_fast)
-        if not summary.stopped:
-            summary.stopped = _run_groups(runner, groups(the_plan.pending, batch_size, facts.decoding),
-                                          workers, fail_fast)
-    except OSError as e:  # the report itself could not be appended
-        raise RunError(f"{report_path}: cannot append to the report ({e.strerror or e}); "
-                       "finished outputs are kept, rerun to continue") from None
+        with stop_on_signals(runner):
+            summary.stopped = runner.record_invalid_lines(fail_fast)
+            if not summary.stopped:
+                summary.stopped = _run_groups(runner, groups(the_plan.pending, batch_size, facts.decoding),
+                                              workers, fail_fast)
+    except RunError as e:  # the report itself could not be appended: say what was done, then stop
+        failure = e
     finally:
         progress.close()
         report.close()
-    return finish(summary, runner, began, report_path, log, "run")
+    finish(summary, runner, began, report_path, log, "run")
+    if failure is not None:
+        raise failure
+    return summary
 
 
 def finish(summary: "Summary", runner: "Runner", began: float, report_path: Path, log, label: str) -> "Summary":
     """Fill in the summary of a finished run (local or Ray) and log its closing line."""
     summary.ok, summary.failed = runner.ok, runner.failed
     summary.seconds = time.monotonic() - began
-    log(f"{label}: {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done"
-        + (" (stopped at the first failure: --fail-fast)" if summary.stopped else "")
-        + f" in {summary.seconds:.1f} s; report: {report_path}")
+    summary.interrupted = runner.interrupted
+    summary.stopped |= runner.interrupted is not None
+    why = (f" (stopped by {runner.interrupted}: the jobs already started were finished; rerun to do the rest)"
+           if runner.interrupted else " (stopped at the first failure: --fail-fast)" if summary.stopped else "")
+    log(f"{label}: {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done{why}"
+        f" in {summary.seconds:.1f} s; report: {report_path}")
     return summary
 
 
 def _run_groups(runner: Runner, batches: Iterator[list[Job]], workers: int, fail_fast: bool) -> bool:
-    """Run the groups (in `workers` threads sharing one Generator); True if --fail-fast stopped it."""
+    """Run the groups (in `workers` threads sharing one Generator); True if --fail-fast stopped it.
+    A signal (runner.stop) starts no further group; every group's result is collected, so an
+    error of the run (RunError) raised in a worker ends the run here."""
     if workers == 1:
         for group in batches:
+            if runner.stop.is_set():
+                break
             if not runner.run_group(group) and fail_fast:
                 return True
         return False
@@ -325,13 +423,21 @@ def _run_groups(runner: Runner, batches: Iterator[list[Job]], workers: int, fail
     stop = False
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="magvit-run") as pool:
         running: set = set()
-        for group in batches:
-            while len(running) >= 2 * workers:  # keep inputs of only a few groups in memory
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                stop |= fail_fast and not all(f.result() for f in finished)
-            if stop:
-                break
-            running.add(pool.submit(runner.run_group, group))
-        for future in running:
-            stop |= fail_fast and not future.result()
+        submitted_all = False
+        try:
+            for group in batches:
+                while len(running) >= 2 * workers and not runner.stop.is_set():  # only a few groups in memory
+                    finished, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                    stop |= not all([f.result() for f in finished]) and fail_fast
+                if stop or runner.stop.is_set():
+                    break
+                running.add(pool.submit(runner.run_group, group))
+            else:
+                submitted_all = True
+        finally:
+            if not submitted_all:  # stopping: queued groups do not start; running ones finish, recorded
+                for future in running:
+                    future.cancel()
+            results = [f.result() for f in running if not f.cancelled()]
+        stop |= fail_fast and not all(results)
     return stop

@@ -1,0 +1,455 @@
+"""Adversarial input (issue 19): no bad input crashes a run, loses or corrupts data; the
+artifacts folder is a checked boundary; signals stop a run cleanly. Each test names the case
+it covers; each failed on the code before the fix."""
+import errno
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from magvit_onnx import batch, limits, video
+from magvit_onnx.generator import Generator
+from magvit_onnx.runtime import artifacts as artifact_files
+from magvit_onnx.runtime.artifacts import ArtifactError
+from magvit_onnx.runtime.providers import ProviderError
+from test_batch import artifacts, cg, cli, files, fp, gen, media, outputs_of, rows, run_batch, write_jobs  # noqa: F401
+
+
+def quiet_log():
+    log = io.StringIO()
+    return log, batch.Progress(0, stream=log, tty=False)
+
+
+def error_of(out, job_id=None, line=None):
+    found = [r for r in rows(out) if r["status"] == "error" and (r["id"] == job_id if job_id else r["line"] == line)]
+    assert len(found) == 1, rows(out)
+    return found[0]["error"]
+
+
+# ----------------------------------------------------------------- 1. errors inside worker threads
+
+
+def test_unexpected_error_in_a_worker_thread_is_reported(tmp_path, media, gen, monkeypatch):
+    """--workers 2: a job whose error is unexpected gets an error line, a stderr line, and exit 1
+    (it used to vanish: summary failed 0)."""
+    real = batch.Runner._finish
+
+    def finish(self, job, *args):
+        if job.id == "b":
+            raise RuntimeError("boom")
+        return real(self, job, *args)
+
+    monkeypatch.setattr(batch.Runner, "_finish", finish)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a"), cg("b"), cg("c"), cg("d"))
+    log, progress = quiet_log()
+    summary = run_batch(jobs, tmp_path / "out", gen, workers=2, progress=progress)
+    assert (summary.ok, summary.failed) == (3, 1)
+    assert error_of(tmp_path / "out", "b") == "RuntimeError: boom"
+    assert "error: job 'b' (line 2): RuntimeError: boom" in log.getvalue()
+
+
+# ----------------------------------------------------------------- 2. lines no reader can hold
+
+UNREADABLE = [
+    ("lone surrogate in task", '{"id": "x", "task": "\\udc80"}', "unknown task"),
+    ("lone surrogate in input", '{"id": "x", "task": "FP", "input": "a\\udc80.mp4"}', "input must be the path"),
+    ("NUL in input", '{"id": "x", "task": "FP", "input": "a\\u0000.mp4"}', "no NUL"),
+    ("nested too deeply", '{"id": "x", "task": "CG", "class": ' + "[" * 30_000 + "]" * 30_000 + "}",
+     "JSON nested too deeply"),
+    ("integer of 5000 digits", '{"id": "x", "task": "CG", "class": ' + "9" * 5000 + "}", "unreadable JSON value"),
+    ("duplicate key", '{"id": "x", "task": "CG", "class": 1, "class": 2}', "key 'class' is given twice"),
+    ("line over the length limit", '{"id": "x", "task": "CG", "pad": "' + "p" * limits.MAX_LINE_BYTES + '"}',
+     "a job line may be at most 65536 bytes"),
+    ("50 kB value", '{"id": "x", "task": "' + "t" * 50_000 + '"}', "task must be a string"),
+]
+
+
+@pytest.mark.parametrize("line, text", [pytest.param(line, text, id=case) for case, line, text in UNREADABLE])
+def test_unreadable_line_is_that_lines_error_and_the_rest_runs(tmp_path, media, gen, line, text):
+    """One bad JOBS line used to crash every run (UnicodeEncodeError in the report writer,
+    ValueError: embedded null byte, RecursionError, ValueError for > 4300 digits)."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", line, cg("good"))
+    out = tmp_path / "out"
+    for _ in range(2):  # and again: a rerun does not crash either
+        result = cli(jobs, "--out", out, "--artifacts", gen.artifacts)
+        assert result.exit_code == 1, result.output
+    message = [r["error"] for r in rows(out) if r["line"] == 1][-1]
+    assert text in message and len(message) <= limits.MAX_ERROR_CHARS
+    assert all(len(line) < 2000 for line in result.stderr.splitlines())  # values are not echoed whole
+    assert batch.report_view(out)["good"]["status"] == "ok"
+    for raw in (out / "report.jsonl").read_bytes().splitlines():
+        json.loads(raw.decode("utf-8"))  # every line is valid UTF-8 JSON
+
+
+def test_ids_differing_only_in_case_collide(tmp_path, media, gen):
+    """On case-insensitive file systems ids 'A' and 'a' write the same file."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("A"), cg("a"))
+    run_batch(jobs, tmp_path / "out", gen)
+    assert "output names collide with job 'A' (line 1)" in error_of(tmp_path / "out", "a")
+
+
+# ----------------------------------------------------------------- 3. the report file
+
+
+def test_report_that_is_a_symlink_is_refused_and_its_target_kept(tmp_path, media, gen):
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.jsonl").symlink_to(victim)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a"))
+    result = cli(jobs, "--out", out, "--artifacts", gen.artifacts)
+    assert result.exit_code == 2 and "is a symbolic link or not a regular file" in result.stderr
+    assert victim.read_text() == "keep me\n" and files(out) == []
+
+
+def test_report_that_is_a_fifo_is_refused(tmp_path, media, gen):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "report.jsonl")
+    with pytest.raises(batch.RunError, match="not a regular file"):
+        run_batch(write_jobs(tmp_path / "jobs.jsonl", cg("a")), out, gen)
+
+
+DISK_FULL = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+from magvit_onnx.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_disk_full_while_appending_the_report(tmp_path, media, artifacts):
+    """A write of the report that fails half-way (here: a file size limit) ends with one line
+    and a summary, no traceback and no torn line; a rerun finishes every job exactly once."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *[cg(f"j{i}") for i in range(6)])
+    out = tmp_path / "out"
+    args = ["run", str(jobs), "--out", str(out), "--artifacts", str(artifacts)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run([sys.executable, "-c", DISK_FULL.format(limit=1800), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert "cannot append to the report" in full.stderr
+    assert any(line.startswith("run: ") and " ok, " in line for line in full.stderr.splitlines())  # the summary
+    data = (out / "report.jsonl").read_bytes()
+    assert data.endswith(b"\n") and all(json.loads(raw)["status"] == "ok" for raw in data.splitlines())
+    assert 0 < len(data.splitlines()) < 6
+    again = subprocess.run([sys.executable, "-m", "magvit_onnx.cli", *args], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert sorted(r["id"] for r in rows(out)) == [f"j{i}" for i in range(6)]
+
+
+# ----------------------------------------------------------------- 5. bounds
+
+
+@pytest.mark.parametrize("settings, text", [
+    ({"steps": 33}, "steps must be an integer >= 1, got 33 (valid: 1 .. 32)"),
+    ({"steps": 10 ** 9}, "steps must be an integer >= 1"),
+    ({"num_videos": 65}, "num_videos must be an integer >= 1, got 65 (valid: 1 .. 64)"),
+    ({"top_k": 2 ** 63}, "top_k must be an integer >= 0"),
+    ({"sampling_temperature": 1e-300}, "sampling_temperature must be within [0.0001, 10000]"),
+    ({"mask_temperature": 1e300}, "mask_temperature must be within"),
+    ({"guidance_scale": 1e300}, "guidance_scale must be a finite number within ±1000"),
+    ({"guidance_scale": -1e300}, "guidance_scale must be a finite number within ±1000"),
+    ({"top_p": 1e-300}, "top_p must be at least 1e-06"),
+    ({"schedule": "pownan"}, "gives no finite mask ratio"),
+], ids=["steps above the latent tokens", "steps 10**9", "num_videos 65", "top_k 2**63", "temperature 1e-300",
+        "mask temperature 1e300", "guidance 1e300", "guidance -1e300", "top_p 1e-300", "schedule pow NaN"])
+def test_settings_beyond_the_bounds_are_refused_by_jobs_and_generator(tmp_path, media, gen, settings, text):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("x", **settings))
+    run_batch(jobs, tmp_path / "out", gen)
+    assert text in error_of(tmp_path / "out", "x")
+    with pytest.raises(ValueError, match=text.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        gen.generate_tokens("CG", class_id=1, **settings)
+
+
+@pytest.mark.parametrize("key, value, text", [
+    ("stride", 10 ** 6, "stride must be an integer >= 1, got 1000000 (valid: 1 .. 10000)"),
+    ("start", 10 ** 12, "start must be an integer >= 0"),
+    ("fps", 1e-300, "fps must be within [0.001, 10000]"),
+])
+def test_reading_options_beyond_the_bounds_are_refused(tmp_path, media, gen, key, value, text):
+    run_batch(write_jobs(tmp_path / "jobs.jsonl", fp("x", str(media / "clip.mp4"), **{key: value})),
+              tmp_path / "out", gen)
+    assert text in error_of(tmp_path / "out", "x")
+
+
+def test_large_calls_are_split_by_input_without_changing_results(gen, monkeypatch):
+    """num_videos x inputs used to go to ONNX Runtime as one batch (3,000 videos: one 25 GB buffer)."""
+    whole = gen.generate_tokens("CG", class_id=[1, 2, 3], num_videos=2, seed=[5, 6, 7], steps=2)
+    calls = []
+    real = gen._pipeline.generate_tokens
+    monkeypatch.setattr(limits, "MAX_SAMPLES_PER_CALL", 2)
+    monkeypatch.setattr(gen._pipeline, "generate_tokens", lambda *a, **k: calls.append(real(*a, **k)) or calls[-1])
+    split = gen.generate_tokens("CG", class_id=[1, 2, 3], num_videos=2, seed=[5, 6, 7], steps=2)
+    np.testing.assert_array_equal(split, whole)
+    assert [len(c) for c in calls] == [2, 2, 2]
+    with pytest.raises(ValueError, match="give one seed per input"):
+        gen.generate_tokens("CG", class_id=[1, 2, 3], num_videos=2, seed=5, steps=2)
+
+
+# ----------------------------------------------------------------- 7, 8. the artifacts folder
+
+
+def _copy(folder, to):
+    to.mkdir()
+    for p in folder.iterdir():
+        (to / p.name).write_bytes(p.read_bytes())
+    return to
+
+
+def _edit(folder, change):
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def _truncate_graph_consistently(d):
+    """A truncated graph whose manifest was updated to match: only loading it can tell."""
+    graph = d / "vq_decoder.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])
+    _edit(d, lambda m: m["files"]["vq_decoder.onnx"].update(sha256=artifact_files.sha256(graph)))
+
+
+MANIFEST_DAMAGE = [
+    ("a key missing", lambda d: _edit(d, lambda m: m.pop("vocab")), "vocab must be an object"),
+    ("files a list", lambda d: _edit(d, lambda m: m.update(files=list(m["files"]))), "files must be an object"),
+    ("not UTF-8", lambda d: (d / "manifest.json").write_bytes(b'{"format_version": 1, "x": "\xff"}'),
+     "is not UTF-8 text"),
+    ("nested too deeply", lambda d: (d / "manifest.json").write_text("[" * 100_000 + "]" * 100_000),
+     "is not a manifest"),
+    ("video.shape a string", lambda d: _edit(d, lambda m: m["video"].update(shape="8x32x32")),
+     "video.shape must be a list of 3 positive integers"),
+    ("a truncated graph", _truncate_graph_consistently, "ONNX Runtime cannot load this graph"),
+    # 8: confined to the folder, every loaded file verified
+    ("graph filename absolute", lambda d: _edit(d, lambda m: m["graphs"]["vq_decoder"].update(
+        filename=str(d / "vq_decoder.onnx"))), "graphs.vq_decoder.filename must be one of the files listed"),
+    ("graph filename ../", lambda d: _edit(d, lambda m: m["graphs"]["vq_decoder"].update(
+        filename=f"../{d.name}/vq_decoder.onnx")), "graphs.vq_decoder.filename must be one of the files listed"),
+    ("files empty", lambda d: _edit(d, lambda m: m.update(files={})),
+     "graphs.vq_encoder.filename must be one of the files listed"),
+    ("files key outside the folder", lambda d: _edit(d, lambda m: m["files"].update(
+        {"../outside.bin": {"sha256": "0" * 64}})), "must be a plain file name inside the artifacts folder"),
+    ("listed file a device", lambda d: (d / "vq_decoder.onnx").unlink() or (d / "vq_decoder.onnx").symlink_to(
+        "/dev/zero"), "vq_decoder.onnx is not a regular file"),
+]
+
+
+@pytest.mark.parametrize("damage, text", [pytest.param(d, t, id=case) for case, d, t in MANIFEST_DAMAGE])
+def test_damaged_artifacts_give_one_artifact_error_line(tmp_path, artifacts, damage, text):
+    broken = _copy(artifacts, tmp_path / "broken")
+    damage(broken)
+    with pytest.raises(ArtifactError, match=text.replace(".", r"\.")):
+        Generator(broken)
+    from click.testing import CliRunner
+
+    from magvit_onnx.cli import main
+
+    result = CliRunner().invoke(main, ["info", "--artifacts", str(broken)])
+    assert result.exit_code == 1 and text in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+# ----------------------------------------------------------------- 9. inputs that name other files
+
+
+def test_hls_playlist_input_reads_no_other_file(tmp_path, media, gen):
+    """An HLS playlist (or an ffconcat list) given as input used to make FFmpeg read the files it names."""
+    (tmp_path / "secret.mp4").write_bytes((media / "clip.mp4").read_bytes())
+    (tmp_path / "play.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nsecret.mp4\n"
+                                        "#EXT-X-ENDLIST\n")
+    (tmp_path / "list.txt").write_text("ffconcat version 1.0\nfile secret.mp4\n")
+    for name in ("play.m3u8", "list.txt"):
+        with pytest.raises(video.VideoError, match="cannot decode"):
+            video.read_video(tmp_path / name, num_frames=8, size=(32, 32))
+    jobs = write_jobs(tmp_path / "jobs.jsonl", fp("x", "play.m3u8"))
+    run_batch(jobs, tmp_path / "out", gen)
+    assert "play.m3u8: cannot decode" in error_of(tmp_path / "out", "x")
+
+
+# ----------------------------------------------------------------- 10. runs sharing --out, report paths
+
+
+def test_run_with_another_shard_count_on_the_same_out_is_refused(tmp_path, media, gen):
+    """Concurrent runs with --shard 0/2 and 0/1 would both do the same jobs, and one's stale
+    temporary cleanup could delete the other's file mid-write."""
+    out = tmp_path / "out"
+    out.mkdir()
+    other = batch.ReportWriter(out / "report.shard-00000-of-00002.jsonl")
+    try:
+        (out / ".a.npy.0123abcd.tmp").write_bytes(b"being written by the other run")
+        with pytest.raises(batch.RunError, match="is being written by a run with another shard count"):
+            run_batch(write_jobs(tmp_path / "jobs.jsonl", cg("a")), out, gen)
+        assert (out / ".a.npy.0123abcd.tmp").exists()
+        assert run_batch(write_jobs(tmp_path / "jobs.jsonl", cg("a")), out, gen, shard=(1, 2)).failed == 0
+    finally:
+        other.close()
+    assert run_batch(write_jobs(tmp_path / "jobs.jsonl", cg("a")), out, gen).failed == 0  # once it has ended
+
+
+def _plant(out, job_id, **changes):
+    """Rewrite the report line of `job_id` with `changes`."""
+    report = out / "report.jsonl"
+    lines = [json.loads(raw) for raw in report.read_bytes().splitlines()]
+    for row in lines:
+        if row["id"] == job_id:
+            row.update(changes)
+    report.write_text("".join(json.dumps(row) + "\n" for row in lines))
+
+
+def test_report_paths_are_not_trusted(tmp_path, media, gen):
+    """'path': '/dev/zero' in a report hung planning; '../../x' with a matching sha256 counted as done."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a"), cg("b"))
+    out = tmp_path / "out"
+    run_batch(jobs, out, gen)
+    outside = tmp_path / "x.npy"
+    outside.write_bytes((out / "b.npy").read_bytes())
+    _plant(out, "a", outputs=[{"path": "/dev/zero", "sha256": "0" * 64}])
+    _plant(out, "b", outputs=[{"path": "../x.npy", "sha256": artifact_files.sha256(outside)}])
+    facts = batch.ModelFacts.load(gen.artifacts)
+    planned = []
+    planner = threading.Thread(target=lambda: planned.append(batch.plan(jobs, out, facts)), daemon=True)
+    planner.start()
+    planner.join(120)
+    assert planned, "planning did not finish (read /dev/zero?)"
+    assert sorted(j.id for j in planned[0].pending) == ["a", "b"]
+
+
+def test_output_replaced_by_a_symlink_is_not_trusted(tmp_path, media, gen):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a"))
+    out = tmp_path / "out"
+    run_batch(jobs, out, gen)
+    (tmp_path / "copy.npy").write_bytes((out / "a.npy").read_bytes())
+    (out / "a.npy").unlink()
+    (out / "a.npy").symlink_to(tmp_path / "copy.npy")
+    assert run_batch(jobs, out, gen).ok == 1
+
+
+def test_finished_null_and_clock_skew_between_report_files(tmp_path, media, gen):
+    """A line with "finished": null made every rerun crash; a stale line in another report file
+    with a later clock made a job redo on every rerun."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a"), cg("b"))
+    out = tmp_path / "out"
+    run_batch(jobs, out, gen)
+    _plant(out, "a", finished=None)
+    a_row, b_row = rows(out)
+    stale = dict(b_row, config="0" * 64, finished=time.time() + 86400)  # b, from a machine a day ahead
+    (out / "report.shard-00000-of-00002.jsonl").write_text(
+        json.dumps(dict(a_row, status="error")) + "\n" + json.dumps(stale) + "\n")
+    again = run_batch(jobs, out, gen)
+    assert (again.ok, again.failed, again.skipped) == (0, 0, 2)
+
+
+# ----------------------------------------------------------------- 11. signals
+
+
+def _start(command, out, signals, env):
+    """Start a run, send `signals` (0.3 s apart) once its first job is in the report."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None and not (out.exists() and any(r["status"] == "ok" for r in rows(out))):
+        time.sleep(0.002)
+    for number in signals:
+        if process.poll() is None:
+            process.send_signal(number)
+            time.sleep(0.3)
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout, stderr
+
+
+@pytest.mark.parametrize("signals, workers", [([signal.SIGTERM], 1), ([signal.SIGINT, signal.SIGINT], 2)],
+                         ids=["SIGTERM", "Ctrl-C twice with --workers 2"])
+def test_signal_stops_the_run_cleanly(tmp_path, media, artifacts, signals, workers):
+    """SIGTERM (Slurm, Kubernetes) used to kill at once: no summary, a temporary left; Ctrl-C
+    with --workers kept running queued groups, and a second one left outputs without lines."""
+    names = [f"s{i:03d}" for i in range(150)]
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *[cg(n, steps=3, format="mp4") for n in names])
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "magvit_onnx.cli", "run", str(jobs), "--out", str(out), "--artifacts",
+               str(artifacts), "--workers", str(workers)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    code, stdout, stderr = _start(command, out, signals, env)
+    summary = json.loads(stdout)
+    assert code == 1 and summary["interrupted"] == signals[0].name and summary["stopped"], stderr
+    assert f"stopped by {signals[0].name}" in stderr
+    assert 0 < summary["ok"] < len(names)
+    assert files(out) == sorted(outputs_of(out))  # no temporary, no output without its report line
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert sorted(r["id"] for r in rows(out)) == names  # every job exactly once
+
+
+# ----------------------------------------------------------------- 12. messages
+
+
+def test_read_error_is_named_a_read_error(tmp_path, media, gen, monkeypatch):
+    def unreadable(path, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(video, "read_video", unreadable)
+    run_batch(write_jobs(tmp_path / "jobs.jsonl", fp("x")), tmp_path / "out", gen)
+    assert error_of(tmp_path / "out", "x").startswith("cannot read clip.mp4: Permission denied")
+
+
+def test_read_only_file_system_is_named(tmp_path, media, gen, monkeypatch):
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    out, access = tmp_path / "out", os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **k: Path(path) != out and access(path, mode, **k))
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly())
+    result = cli(write_jobs(tmp_path / "jobs.jsonl", cg("a")), "--out", out, "--artifacts", gen.artifacts)
+    assert result.exit_code == 2 and "read-only file system" in result.stderr
+
+
+def test_bad_start_or_fps_is_refused_before_decoding(tmp_path, media, gen, monkeypatch):
+    """A clip the header says is too short used to be refused only after decoding the whole file."""
+    def decoded(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(video, "_pick_by_stride", decoded)
+    monkeypatch.setattr(video, "_pick_by_fps", decoded)
+    with pytest.raises(video.VideoError, match="too few frames: the video has 12"):
+        video.read_video(media / "clip.mp4", num_frames=8, size=(32, 32), start=100)
+    with pytest.raises(video.VideoError, match="too short: num_frames=8 at fps=0.01"):
+        video.read_video(media / "clip.mp4", num_frames=8, size=(32, 32), fps=0.01)
+
+
+def test_nan_in_a_float_video_is_named(gen):
+    clip = np.full((1, 8, 32, 32, 3), 0.5, np.float32)
+    clip[0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite values"):
+        gen.generate("FP", video=clip)
+
+
+# ----------------------------------------------------------------- 13. the Generator's own checks
+
+
+def test_generator_refuses_what_it_cannot_use(gen):
+    with pytest.raises(ValueError, match=r"takes no keyword \['gudiance_scale'\]"):
+        gen.generate("CG", class_id=1, gudiance_scale=3.0)  # a typo used to change nothing, silently
+    with pytest.raises(ValueError, match="seed must be an integer >= 0 \\(below 2\\*\\*64\\)"):
+        gen.generate("CG", class_id=1, seed=2 ** 64)
+    with pytest.raises(ValueError, match="schedule must be a string"):
+        gen.generate("CG", class_id=1, schedule=3)
+    with pytest.raises(ValueError, match="with B >= 1"):
+        gen.decode(np.zeros((0, 2, 4, 4), np.int64))
+    with pytest.raises(ProviderError, match="providers must be 'cpu', 'cuda', 'tensorrt'"):
+        Generator(gen.artifacts, providers=123)
+
+
+def test_generator_takes_numpy_numbers(gen):
+    """np.float32 settings were refused while np.int64 ones were accepted."""
+    plain = gen.generate_tokens("CG", class_id=1, seed=0, steps=2, sampling_temperature=0.5, top_p=0.9)
+    typed = gen.generate_tokens("CG", class_id=1, seed=np.uint64(0), steps=np.int64(2),
+                                sampling_temperature=np.float32(0.5), top_p=np.float64(0.9))
+    np.testing.assert_array_equal(plain, typed)
