@@ -21,6 +21,7 @@ from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
 from magvit_onnx.runtime.artifacts import FORMAT_VERSION, GRAPHS, sha256
+from magvit_onnx.runtime.providers import DEFAULT_BATCH_PROFILE
 
 EXAMPLE_BATCH = 2
 
@@ -135,6 +136,7 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
         "graphs": {name: {"filename": f"{name}.onnx", **graph_io(out / f"{name}.onnx")} for name in GRAPHS},
         "precision": precision_name(fp16, int8),
         "target": target,
+        "batch_profile": dict(DEFAULT_BATCH_PROFILE),  # TensorRT's optimisation profile (runtime.providers)
         "opset": opset,
         "weights": weights,
         "versions": versions(),

@@ -272,14 +272,3 @@ def test_profile_graphs_reports_operators_and_fusions(exported, tmp_path):
     assert "Conv" in report["graphs"]["vq_encoder"]["ops"] and "MatMul" in report["graphs"]["transformer_step"]["ops"]
     assert report["fusions"].get("Attention") == exported[1].transformer.num_layers  # one per layer
     assert "Attention" in report["graphs"]["transformer_step_fused"]["ops"]
-
-
-def test_io_binding_path_gives_the_same_results(exported):
-    """The IO-binding path (default on CUDA/TensorRT) run on CPU equals plain `run()`."""
-    folder = exported[0]
-    plain = Pipeline.from_artifacts(folder)
-    bound = Pipeline.from_artifacts(folder, io_binding=True)
-    assert bound.engine.io_binding and not plain.engine.io_binding
-    video = np.random.default_rng(4).random((1, 8, 32, 32, 3), dtype=np.float32)
-    np.testing.assert_array_equal(bound.generate("FI", video=video, seed=2, steps=3),
-                                  plain.generate("FI", video=video, seed=2, steps=3))
