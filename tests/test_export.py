@@ -175,7 +175,8 @@ def test_export_is_byte_identical_from_two_checkouts(tmp_path):
     for name in ("a", "b"):
         checkout = source_copy(tmp_path / f"checkout_{name}")
         result = subprocess.run([sys.executable, "-c", code, str(checkout), str(tmp_path / f"out_{name}")],
-                                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(checkout)})
+                                capture_output=True, text=True, cwd=tmp_path,  # not this checkout's folder
+                                env={**os.environ, "PYTHONPATH": str(checkout)})
         assert result.returncode == 0, result.stderr[-2000:]
     for name in GRAPH_FILES:
         assert (tmp_path / "out_a" / name).read_bytes() == (tmp_path / "out_b" / name).read_bytes(), name
