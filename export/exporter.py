@@ -21,6 +21,7 @@ from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
 from magvit_onnx.runtime.artifacts import FORMAT_VERSION, GRAPHS, sha256
+from magvit_onnx.runtime.providers import DEFAULT_BATCH_PROFILE
 
 EXAMPLE_BATCH = 2
 
@@ -66,7 +67,19 @@ def export_graph(module: torch.nn.Module, args: tuple, path: Path, input_names: 
                           input_names=input_names, output_names=output_names,
                           dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
                           custom_translation_table=ONNX_TRANSLATIONS)
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    model = onnx.load(str(path))
+    strip_source_metadata(model)
+    onnx.save(model, str(path))
+    onnx.checker.check_model(model, full_check=True)
+
+
+def strip_source_metadata(model: onnx.ModelProto) -> None:
+    """Drop what the exporter records per node (stack traces with this checkout's file paths
+    and line numbers, FX node text, module scopes): the same weights then give the same
+    bytes wherever and from whatever checkout they are exported."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
 
 
 def graph_io(path: Path) -> dict:
@@ -96,13 +109,17 @@ def versions() -> dict[str, str]:
     return out
 
 
+TARGETS = ("cpu", "gpu")
+
+
 def precision_name(fp16: bool, int8: bool) -> str:
     if int8:
         return "fp32, transformer_step int8 (dynamic quantisation of its MatMuls)"
     return "fp16 (float32 I/O)" if fp16 else "fp32"
 
 
-def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weights: dict, int8: bool = False) -> dict:
+def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weights: dict, int8: bool = False,
+                   target: str = "cpu") -> dict:
     vocab = config.vocab
     return {
         "format_version": FORMAT_VERSION,
@@ -118,6 +135,8 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
         "decoding": dataclasses.asdict(config.sampling),
         "graphs": {name: {"filename": f"{name}.onnx", **graph_io(out / f"{name}.onnx")} for name in GRAPHS},
         "precision": precision_name(fp16, int8),
+        "target": target,
+        "batch_profile": dict(DEFAULT_BATCH_PROFILE),  # TensorRT's optimisation profile (runtime.providers)
         "opset": opset,
         "weights": weights,
         "versions": versions(),
@@ -127,33 +146,45 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
 
 
 def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: str | Path, *,
-               opset: int = 18, fp16: bool = False, int8: bool = False, weights: dict | None = None) -> dict:
+               opset: int = 18, fp16: bool = False, int8: bool = False, weights: dict | None = None,
+               target: str | None = None) -> dict:
     """Write the three graphs and `manifest.json` into `out`; returns the manifest.
 
-    `fp16`: every graph in fp16 (for GPUs). `int8`: the transformer step's MatMuls
-    dynamically quantised to int8 (for CPUs); the tokenizer graphs stay fp32."""
+    `fp16`: the graphs in fp16 (for GPUs; the step's sampling stage stays fp32). `int8`:
+    the transformer step's MatMuls dynamically quantised to int8 (for CPUs); the tokenizer
+    graphs stay fp32. `target` ('cpu' or 'gpu'; default 'gpu' with fp16, else 'cpu'):
+    'gpu' sorts all classes in the step's top-k/top-p filter (a constant TopK width, see
+    `filter_logits`); 'cpu' sorts only what the filters need. Tokens are the same."""
+    target = target or ("gpu" if fp16 else "cpu")
     if opset < 18:
         raise ValueError(f"opset must be >= 18, got {opset}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     if fp16 and int8:
         raise ValueError("choose fp16 (GPU) or int8 (CPU), not both")
+    if int8 and target == "gpu":
+        raise ValueError("int8 artifacts are for CPUs (CUDA and TensorRT have no kernels for ORT's dynamic "
+                         "quantisation); export the GPU target in fp32 or fp16")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    graphs = {"vq_encoder": EncoderGraph(vq), "transformer_step": StepGraph(transformer),
-              "vq_decoder": DecoderGraph(vq)}
+    step = StepGraph(transformer, full_sort=target == "gpu", fp16_body=fp16)
+    graphs = {"vq_encoder": EncoderGraph(vq), "transformer_step": step, "vq_decoder": DecoderGraph(vq)}
     examples = example_inputs(config)
     for name, module in graphs.items():
         export_graph(module, examples[name], out / f"{name}.onnx", *IO_NAMES[name], dynamic_shapes(name), opset)
-        if fp16:
+        if fp16 and name != "transformer_step":  # the step's body is fp16 from torch (StepGraph)
             to_fp16(out / f"{name}.onnx")
     if int8:
         to_int8(out / "transformer_step.onnx")
-    manifest = build_manifest(config, out, opset, fp16, weights or {}, int8)
+    manifest = build_manifest(config, out, opset, fp16, weights or {}, int8, target)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
 def to_fp16(path: Path) -> None:
-    """fp16 weights and math with float32 inputs/outputs; sampling and softmax stay fp32."""
+    """fp16 weights and math with float32 inputs/outputs, for the tokenizer graphs (the step
+    graph casts its transformer body in torch instead: ORT's converter would round-trip the
+    float32 sampling inputs and the blocked nodes between them through fp16)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(path))

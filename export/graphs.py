@@ -16,6 +16,8 @@ l_c + s * (l_c - l_u) = l_c and nothing is computed twice.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from onnxscript import opset18 as op
 from torch import nn
@@ -45,76 +47,103 @@ class DecoderGraph(nn.Module):
         return self.vq.detokenize(tokens)
 
 
-def filter_logits(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+def filter_logits(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, *,
+                  full_sort: bool = False) -> torch.Tensor:
     """Official top-k / top-p filtering with run-time k and p (0 = off), no control flow.
 
     top-k keeps logits >= the k-th largest; top-p keeps logits >= the logit at index
     `#(cumulative sorted probs < p)` (official rule), the rest become FILTERED.
-    Only as many sorted logits as the filters need are computed (a run-time TopK width):
-    all of them for top-p, k for top-k, one when both are off. Sorting every class at
-    every position for nothing was a quarter of the step's time.
+    By default only as many sorted logits as the filters need are computed (a run-time
+    TopK width): all of them for top-p, k for top-k, one when both are off. Sorting every
+    class at every position for nothing was a quarter of a CPU step. `full_sort` (GPU
+    exports) sorts all classes instead: on CUDA TopK's width is a CPU input, so a width
+    computed in the graph costs a device-to-host copy and a sync every step, and TensorRT
+    wants it fixed; the sort itself is cheap there.
     """
     num_classes = logits.shape[-1]
     use_k, use_p = top_k > 0, (top_p > 0) & (top_p < 1)
-    k = torch.clamp(top_k, min=1, max=num_classes)
-    width = torch.where(use_p, torch.full_like(top_k, num_classes), torch.where(use_k, k, torch.ones_like(top_k)))
-    ordered = torch.topk(logits, width, dim=-1).values  # (B, N, width), descending
+    # k is only read where use_k (k >= 1); Where, not clamp: TensorRT parses Clip for floats only
+    k = torch.where(top_k > num_classes, torch.full_like(top_k, num_classes), top_k)
+    if full_sort:  # a constant width: TopK's k becomes an initializer
+        ordered, last = torch.topk(logits, num_classes, dim=-1).values, torch.full_like(top_k, num_classes - 1)
+    else:
+        width = torch.where(use_p, torch.full_like(top_k, num_classes), torch.where(use_k, k, torch.ones_like(top_k)))
+        ordered, last = torch.topk(logits, width, dim=-1).values, width - 1  # (B, N, width), descending
     index_shape = (*ordered.shape[:2], 1)
     none = torch.full(index_shape, float("-inf"), dtype=logits.dtype, device=logits.device)
     kth = ordered.gather(-1, torch.where(use_k, k - 1, 0).reshape(1, 1, 1).expand(index_shape))
     cumulative = torch.cumsum(torch.softmax(ordered, dim=-1), dim=-1)
-    cut = torch.minimum((cumulative < top_p).sum(-1, keepdim=True), width - 1)
+    cut = torch.minimum((cumulative < top_p).sum(-1, keepdim=True), last)
     threshold = torch.maximum(torch.where(use_k, kth, none), torch.where(use_p, ordered.gather(-1, cut), none))
     return torch.where(logits < threshold, torch.full_like(logits, FILTERED), logits)
 
 
-MASK31 = 2 ** 31 - 1
-
-
-@torch.library.custom_op("magvit::shift16", mutates_args=())
-def shift16(x: torch.Tensor) -> torch.Tensor:
-    """x >> 16 for non-negative int64 x, exported as ONE integer Div (see ONNX_TRANSLATIONS).
+@torch.library.custom_op("magvit::shift_right", mutates_args=())
+def shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """x >> bits for non-negative int64 x, exported as ONE integer Div (see ONNX_TRANSLATIONS).
 
     The exporter writes `x // 65536` as nine nodes (floor-sign fix-ups around Div and
     Mod) and `x >> 16` through uint64 casts; over the step's [B, N, K] noise that was
     ~10 % of a CPU step. For x >= 0, ONNX's truncating integer Div is the exact shift.
     """
-    return torch.bitwise_right_shift(x, 16)
+    return torch.bitwise_right_shift(x, bits)
 
 
-@shift16.register_fake
-def _(x: torch.Tensor) -> torch.Tensor:
+@shift_right.register_fake
+def _(x: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.empty_like(x)
 
 
-def _shift16_onnx(x):
-    return op.Div(x, op.Constant(value_int=65536))
+def _shift_right_onnx(x, bits: int):
+    return op.Div(x, op.Constant(value_int=1 << bits))
 
 
 # torch op -> ONNX translation, for `torch.onnx.export(custom_translation_table=...)`.
-ONNX_TRANSLATIONS = {torch.ops.magvit.shift16.default: _shift16_onnx}
+ONNX_TRANSLATIONS = {torch.ops.magvit.shift_right.default: _shift_right_onnx}
+
+MOD31 = 2 ** 31
+MIX = 0x45D9F3B  # odd, < 2^27: no product below exceeds 2^61 (int64 is exact)
+
+
+def mix31(x: torch.Tensor) -> torch.Tensor:
+    """One round of the noise hash, for int64 x in [0, 2^32): with h = x >> 16,
+    x -> ((x + h) * (2h + MIX)) mod 2^31.
+
+    Only integer Add, Mul, Div and Mod, which ONNX Runtime's CUDA provider and TensorRT
+    both run on int64 (neither has Bitwise* ops: the old xor-shift hash put the whole
+    noise chain on the CPU). The multiplier depends on the high bits, which makes the
+    round non-linear: a constant multiplier with add-shift is nearly linear mod 2^31, and
+    neighbouring classes then got visibly correlated noise (the tests caught it). Values
+    stay non-negative and below 2^61, so the result is exact in torch and in every ONNX
+    Runtime provider."""
+    h = shift_right(x, 16)
+    return ((x + h) * (h * 2 + MIX)) % MOD31
 
 
 def hash31(x: torch.Tensor) -> torch.Tensor:
-    """Integer hash of int64 values in [0, 2^31): two multiply-xorshift rounds (constant
-    0x45d9f3b). Products stay below 2^59 and every value stays non-negative, so the
-    shifts are exact and the result is identical in torch and in every ONNX Runtime
-    provider."""
-    for _ in range(2):
-        x = torch.bitwise_and(torch.bitwise_xor(x, shift16(x)) * 0x45D9F3B, MASK31)
-    return torch.bitwise_xor(x, shift16(x))
+    """Hash of int64 values in [0, 2^32) to [0, 2^31): a multiply that spreads small and
+    consecutive inputs (seeds 0, 1, 2, ...; class ids) over the range, then two rounds."""
+    return mix31(mix31((x * MIX) % MOD31))
+
+
+def uniforms(seeds: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Uniform numbers `[B, N, K]` in (0, 1) grown from one seed per position `[B, N]`.
+
+    Counter-based: u of (position, k) = two mix31 rounds of hash(seed) + hash(k), so only
+    O(B x N) random numbers cross into the graph and torch / ONNX Runtime draw the same.
+    u takes the hash's top 23 bits, u = (2m + 1) / 2^24: exact in float32 and strictly
+    inside (0, 1). (Converting all 31 bits rounded the largest values to u = 1, an
+    infinite noise that won the argmax whatever the logits.)
+    """
+    k = hash31(torch.arange(num_classes, dtype=torch.int64, device=seeds.device) + 0x2545F491)
+    bits = mix31(mix31(hash31(seeds).unsqueeze(-1) + k))  # (B, N, K) in [0, 2^31)
+    odd = shift_right(bits, 8) * 2 + 1  # odd integers below 2^24
+    return odd.to(torch.float32) * float(2 ** -24)
 
 
 def gumbel_noise(seeds: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Gumbel noise `[B, N, K]` grown in the graph from one seed per position `[B, N]`.
-
-    Counter-based: noise of (position, k) = hash of (hash(seed) xor hash(k)), so only
-    O(B x N) random numbers cross into the graph and torch / ONNX Runtime draw the same.
-    """
-    k = hash31(torch.arange(num_classes, dtype=torch.int64, device=seeds.device) + 0x2545F491)
-    bits = hash31(torch.bitwise_xor(hash31(seeds).unsqueeze(-1), k))  # (B, N, K) in [0, 2^31)
-    u = (bits.to(torch.float32) + 0.5) / float(2 ** 31)  # (0, 1)
-    return -torch.log(-torch.log(u))
+    """Gumbel noise `[B, N, K]`: -log(-log(u)) of `uniforms`, in [-2.8, 16.6]."""
+    return -torch.log(-torch.log(uniforms(seeds, num_classes)))
 
 
 def sample(logits: torch.Tensor, seeds: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -142,12 +171,16 @@ class StepGraph(nn.Module):
         probs [B, N] float32           softmax(guided logits)[sampled], untempered, unfiltered
     """
 
-    def __init__(self, transformer: Transformer):
+    def __init__(self, transformer: Transformer, *, full_sort: bool = False, fp16_body: bool = False):
+        """`full_sort`: a fixed TopK width (GPU exports, see filter_logits). `fp16_body`: the
+        transformer in fp16 (a copy), its logits cast to float32: the sampling stage, whose
+        integer noise hash overflows fp16, stays float32 by construction."""
         super().__init__()
-        self.transformer = transformer
+        self.transformer = copy.deepcopy(transformer).half() if fp16_body else transformer
+        self.full_sort = full_sort
 
     def logits(self, tokens, prefix, seeds, guidance_scale):
-        all_logits = self.transformer.token_logits(torch.cat([prefix, tokens], dim=1))  # (rows, N, K)
+        all_logits = self.transformer.token_logits(torch.cat([prefix, tokens], dim=1)).float()  # (rows, N, K)
         batch, rows = seeds.shape[0], tokens.shape[0]
         cond, uncond = all_logits[:batch], all_logits[rows - batch:]
         return cond + guidance_scale * (cond - uncond)
@@ -155,6 +188,6 @@ class StepGraph(nn.Module):
     def forward(self, tokens, prefix, segment_ids, seeds, temperature, top_k, top_p, guidance_scale):
         del segment_ids  # no segment embedding in the official model
         logits = self.logits(tokens, prefix, seeds, guidance_scale)
-        sampled = sample(filter_logits(logits, top_k, top_p), seeds, temperature)
+        sampled = sample(filter_logits(logits, top_k, top_p, full_sort=self.full_sort), seeds, temperature)
         probs = torch.softmax(logits, dim=-1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
         return sampled, probs

@@ -24,12 +24,15 @@ from magvit_onnx.runtime.pipeline import Pipeline
 
 class Generator:
     def __init__(self, artifacts: str | Path | None = None, providers=None, *, allow_fallback: bool = False,
-                 intra_op_num_threads: int = 0):
+                 intra_op_num_threads: int = 0, use_tf32: bool | None = None, batch_profile: dict | None = None):
         """Load an artifacts folder (None: the shipped default model) on `providers`
-        ('cpu', 'cuda', 'tensorrt', a list of them, or (name, options) pairs)."""
+        ('cpu', 'cuda', 'tensorrt', a list of them, or (name, options) pairs).
+        `use_tf32` (CUDA's TF32 math; None: ORT's default, on) and `batch_profile`
+        ({'opt', 'max'}: TensorRT's batch range) only matter on GPUs."""
         self.artifacts = default_artifacts() if artifacts is None else Path(artifacts)
         self._pipeline = Pipeline.from_artifacts(self.artifacts, providers, allow_fallback=allow_fallback,
-                                                 intra_op_num_threads=intra_op_num_threads)
+                                                 intra_op_num_threads=intra_op_num_threads, use_tf32=use_tf32,
+                                                 batch_profile=batch_profile)
         self.manifest = self._pipeline.manifest
         self.video_shape = tuple(self.manifest["video"]["shape"])  # (T, H, W)
 

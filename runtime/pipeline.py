@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -39,14 +40,23 @@ class Engine(Protocol):
 class OrtEngine:
     """The three ONNX graphs of a verified artifacts folder as ONNX Runtime sessions.
 
-    With `io_binding` (default: on when CUDA or TensorRT runs the sessions) outputs are
-    allocated by ORT on the sessions' device and only the small results (tokens and their
-    probabilities, or the final video) are copied back; the step's logits never leave it.
+    Plain `run()` on every provider: the step samples inside the graph, so only its small
+    outputs (tokens and their probabilities) and the inputs of each call cross to and from
+    a GPU; logits never leave it. (IO binding with inputs bound from host memory, as it
+    was, gained nothing over that and was removed.)
+
+    `batch_profile` ({'opt': int, 'max': int}; default: the manifest's, else
+    providers.DEFAULT_BATCH_PROFILE) sizes TensorRT's optimisation profiles; fp16
+    artifacts turn on `trt_fp16_enable`. `use_tf32`: CUDA's TF32 math for fp32 MatMul and
+    Conv (None: ORT's default, on; off for results that match the CPU's).
     """
 
     def __init__(self, folder: str | Path, manifest: dict, providers=None, *, allow_fallback: bool = False,
-                 intra_op_num_threads: int = 0, io_binding: bool | None = None):
-        requested = eps.with_trt_cache(eps.resolve(providers), engine_cache_key(folder))
+                 intra_op_num_threads: int = 0, use_tf32: bool | None = None, batch_profile: dict | None = None):
+        requested = eps.with_trt_cache(eps.resolve(providers, use_tf32=use_tf32), engine_cache_key(folder))
+        if eps.uses_gpu(requested):
+            check_gpu_artifacts(manifest)
+            eps.preload_gpu_libraries(requested)
         usable = eps.check_available(requested, allow_fallback)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -57,32 +67,24 @@ class OrtEngine:
         # added up (B: 2.7 GB RSS against torch's 1.5 GB). Shared, the peak is the largest one.
         share_cpu_arena()
         options.add_session_config_entry("session.use_env_allocators", "1")
+        profile = {**eps.DEFAULT_BATCH_PROFILE, **manifest.get("batch_profile", {}), **(batch_profile or {})}
+        guided = bool(manifest["decoding"].get("guidance_scale"))
+        trt = {"trt_fp16_enable": manifest["precision"].startswith("fp16")}
         self.sessions = {}
         for name in GRAPHS:
-            path = Path(folder) / manifest["graphs"][name]["filename"]
+            graph = manifest["graphs"][name]
+            path = Path(folder) / graph["filename"]
+            per_graph = eps.with_trt_options(usable, {**trt, **eps.trt_profiles(
+                graph["inputs"], profile["opt"], profile["max"], guided)})
             try:
-                session = ort.InferenceSession(str(path), options, providers=usable)
+                self.sessions[name] = eps.create_session(path, options, per_graph, allow_fallback)
             except (InvalidProtobuf, InvalidGraph, NoSuchFile) as e:  # not a valid model (e.g. truncated)
                 raise ArtifactError(f"{path}: ONNX Runtime cannot load this graph ({str(e).splitlines()[0][:200]}); "
                                     "re-export the artifacts") from None
-            eps.check_session(session, usable, allow_fallback)
-            self.sessions[name] = session
         self.providers = self.sessions["transformer_step"].get_providers()
-        on_gpu = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-        self.device = "cuda" if on_gpu else "cpu"
-        self.io_binding = on_gpu if io_binding is None else io_binding
 
     def run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        session = self.sessions[name]
-        if not self.io_binding:
-            return session.run(None, feeds)
-        binding = session.io_binding()  # one per call: thread-safe
-        for key, value in feeds.items():
-            binding.bind_cpu_input(key, np.ascontiguousarray(value))
-        for output in session.get_outputs():
-            binding.bind_output(output.name, self.device)
-        session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()
+        return self.sessions[name].run(None, feeds)
 
     def encode(self, video: np.ndarray) -> np.ndarray:
         return self.run("vq_encoder", {"video": np.ascontiguousarray(video, np.float32)})[0]
@@ -93,6 +95,21 @@ class OrtEngine:
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
         return self.run("vq_decoder", {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
+
+
+def check_gpu_artifacts(manifest: dict) -> None:
+    """Refuse int8 artifacts on CUDA/TensorRT (ORT's dynamic quantisation has no GPU kernels:
+    about a hundred step nodes would run on the CPU, copies across every step); warn about
+    CPU-target ones (their run-time TopK width syncs the GPU every step)."""
+    if "int8" in manifest["precision"]:
+        raise eps.ProviderError(
+            f"these artifacts are int8 ({manifest['precision']}), which runs on the CPU only: CUDA and TensorRT "
+            "have no kernels for its DynamicQuantizeLinear / uint8 MatMulInteger. Use providers='cpu', or "
+            "export fp32 or fp16 artifacts for the GPU (export_all.py --target gpu, or --fp16)")
+    if manifest.get("target", "cpu") != "gpu":
+        warnings.warn("these artifacts were exported for the CPU: the step's TopK width is computed at run time, "
+                      "which costs a device sync per step on CUDA and splits TensorRT's engine; export with "
+                      "--target gpu (or --fp16) for GPUs", RuntimeWarning, stacklevel=4)
 
 
 _shared_arena = threading.Lock()
