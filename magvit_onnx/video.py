@@ -67,6 +67,10 @@ class VideoError(ValueError):
     and what is valid."""
 
 
+class TooFewFrames(VideoError):
+    """The video ends before the clip asked for is complete."""
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -259,9 +263,9 @@ def _pick_by_stride(
         raise VideoError(f"{path}: the video stream has no frames")
     if len(clip) >= min_frames:
         return clip
-    raise VideoError(
-        f"{path}: too few frames: the video has {count}, but num_frames={num_frames} with "
-        f"stride={stride} from start={start} needs at least {last_needed + 1}"
+    raise TooFewFrames(
+        f"{path}: too few frames: the video has {count}, but {num_frames} frames with "
+        f"stride={stride} from start={start} need at least {last_needed + 1}"
         + (f" ({min_frames} picked frames are enough here)" if min_frames < num_frames else "")
     )
 
@@ -309,8 +313,8 @@ def _pick_by_fps(
         raise VideoError(f"{path}: too few frames: start={start} but the video has {count}")
     if len(clip) >= min_frames:
         return clip
-    raise VideoError(
-        f"{path}: too short: num_frames={num_frames} at fps={fps} needs "
+    raise TooFewFrames(
+        f"{path}: too short: {num_frames} frames at fps={fps} need "
         f"{float((num_frames - 1) / fps):.3f} s after frame {start}, the video has "
         f"{count} frames covering {t:.3f} s after it"
     )

@@ -172,7 +172,7 @@ def test_stride_and_start(clip30):
     assert frame_indices(read_video(path, num_frames=30, size=(96, 80))) == list(range(30))
     assert picked(path, num_frames=5, stride=3, start=2) == [2, 5, 8, 11, 14]
     assert picked(path, num_frames=2, stride=29) == [0, 29]
-    expected = "has 30, but num_frames=2 with stride=30 from start=0 needs at least 31"
+    expected = "has 30, but 2 frames with stride=30 from start=0 need at least 31"
     with pytest.raises(VideoError, match=expected):
         read_video(path, num_frames=2, size=(40, 40), stride=30)
     with pytest.raises(VideoError, match="too few frames"):
@@ -187,7 +187,7 @@ def test_fps_resampling(clip30):
     assert picked(path, num_frames=4, fps=Fraction(15)) == [0, 2, 4, 6]
     # Upsampling repeats the nearest frame: 45 fps samples at 0, 2/3, 4/3, 2, ... source frames.
     assert picked(path, num_frames=8, fps=45) == [0, 1, 1, 2, 3, 3, 4, 5]
-    with pytest.raises(VideoError, match=r"too short: num_frames=11 at fps=10 needs 1\.000 s"):
+    with pytest.raises(VideoError, match=r"too short: 11 frames at fps=10 need 1\.000 s"):
         read_video(path, num_frames=11, size=(40, 40), fps=10)
 
 

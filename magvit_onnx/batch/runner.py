@@ -149,6 +149,7 @@ class Runner:
     def run_group(self, jobs: list[Job]) -> bool:
         """Read inputs, generate, write and report one group; returns False if any job failed."""
         from magvit_onnx import video as videoio
+        from magvit_onnx.runtime import tasks as task_registry
 
         frames, height, width = self.facts.video_shape
         ready, clips, reads = [], [], {}
@@ -162,9 +163,14 @@ class Runner:
                 continue
             try:
                 clip = videoio.read_video(job.input, num_frames=frames, size=(height, width),
-                                          stride=job.stride or 1, fps=job.fps, start=job.start or 0)
+                                          stride=job.stride or 1, fps=job.fps, start=job.start or 0,
+                                          min_frames=task_registry.frames_needed(job.task, frames))
             except Exception as e:  # noqa: BLE001 - one job's bad input must not stop the others
-                self.fail(job, e, seconds={"read": round(time.monotonic() - started, 4)})
+                error = describe(e)
+                if isinstance(e, videoio.TooFewFrames):
+                    error += (f"; the model reads {frames}-frame clips (only frame prediction, FP and CFP, "
+                              "reads just the first frame and takes shorter videos or a still image)")
+                self.fail(job, error, seconds={"read": round(time.monotonic() - started, 4)})
                 all_ok = False
                 continue
             ready.append(job)
@@ -209,6 +215,9 @@ class Runner:
             videos = panels = None
             if job.format != "npy":
                 videos = self.generator.decode(tokens)  # per job, as Generator.generate decodes
+                if job.replace_condition_pixels:
+                    inputs = np.repeat(clip[None], len(videos), axis=0)
+                    videos = task_registry.replace_condition_pixels(videos, job.task, inputs, self.facts.latent_shape)
                 if job.side_by_side:
                     if clip is None:
                         blank = np.zeros_like(videos[0])
