@@ -284,7 +284,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
                 generator = Generator(facts.folder, providers)
     except (ArtifactError, ProviderError) as e:
         report.close()
-        raise RunError(str(e)) from None
+        raise RunError(e.command_line() if isinstance(e, ProviderError) else str(e)) from None
     except OSError as e:
         report.close()
         raise RunError(f"JOBS {jobs_path}: cannot read ({e.strerror or e})", exit_code=2) from None
