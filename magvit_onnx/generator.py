@@ -84,8 +84,8 @@ class Generator:
         """Run one of the ten tasks; returns uint8 video [B * num_videos, T, H, W, 3].
 
         Takes the arguments of `generate_tokens`; the tokens are decoded and clipped to [0, 1].
-        replace_condition_pixels: keep the given pixels exactly (official option, spec §9):
-        the condition region of the output (the kept frames, band or border) is the input's,
+        replace_condition_pixels: keep the given pixels exactly (the official option,
+        docs/official-behaviour.md#decoding): the condition region of the output (the kept frames, band or border) is the input's,
         not the decoder's rendering of it. Off by default, as in the official configs: the
         published numbers are measured without it, and pasted pixels can show a seam where
         they meet the decoder's.

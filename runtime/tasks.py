@@ -271,9 +271,10 @@ def pad_frames(video: np.ndarray, frames: int) -> np.ndarray:
 
 def replace_condition_pixels(generated: np.ndarray, task: str, video: np.ndarray,
                              latent_shape: tuple[int, int, int], **overrides) -> np.ndarray:
-    """The official `sampling.replace_condition_pixels` (spec §9): `generated` with the
-    condition region (where `condition(...)['video_mask']`) set to the input `video`'s
-    pixels, so what the user gave is kept exactly. Both [B, T, H, W, C], same dtype scale."""
+    """The official `sampling.replace_condition_pixels` (docs/official-behaviour.md#decoding):
+    `generated` with the condition region (where `condition(...)['video_mask']`) set to the
+    input `video`'s pixels, so what the user gave is kept exactly. Both [B, T, H, W, C], on
+    the same scale (both uint8, or both float in [0, 1])."""
     mask = condition(task, np.asarray(video, np.float32), latent_shape, **overrides)["video_mask"]
     return np.where(mask, video, generated)
 
