@@ -15,8 +15,7 @@ DATA = {
 }
 """Descriptions of the training data by the `data` value the training scripts record."""
 LIMITS = {
-    "synthetic": "trained only on synthetic shapes at 64x64: it knows nothing of real video, and its outputs "
-                 "on real clips show that",
+    "synthetic": "trained only on synthetic shapes at 64x64; it has not learned real video",
 }
 
 
