@@ -81,6 +81,11 @@ def test_info_on_a_missing_folder_says_so(tmp_path):
     assert result.output.strip() == (f"Error: {tmp_path / 'nonexistent'}: no such folder; give an artifacts folder "
                                      "(made by `python export/export_all.py --out DIR`), or none for the shipped "
                                      "default model")
+    from magvit_onnx.runtime.artifacts import ArtifactError, load_manifest
+
+    (tmp_path / "a_file").write_text("x")  # the CLI's --artifacts refuses a file itself; Python callers get:
+    with pytest.raises(ArtifactError, match="a_file: not a folder; give an artifacts folder"):
+        load_manifest(tmp_path / "a_file")
 
 
 def test_run_provider_advice_names_the_command_line_option(artifacts, tmp_path):
