@@ -64,7 +64,7 @@ def main(preset, weights, out, opset, fp16, int8, target, check, random_init, se
     """Export the three ONNX graphs and the manifest of a MAGVIT model."""
     from magvit_onnx.export.exporter import export_all, seeded_random_models
     from magvit_onnx.export.parity import check_parity
-    from magvit_onnx.models.checkpoint import load_checkpoint, read_config
+    from magvit_onnx.models.checkpoint import load_checkpoint, read_config, read_metadata
     from magvit_onnx.models.config import get_config
     from magvit_onnx.paths import DEFAULT_WEIGHTS
     from magvit_onnx.runtime.artifacts import sha256
@@ -81,6 +81,7 @@ def main(preset, weights, out, opset, fp16, int8, target, check, random_init, se
         if preset not in (None, config.name):
             raise click.BadParameter(f"{weights} holds preset {config.name!r}, not {preset!r}", param_hint="--preset")
         source = {"path": weights.name, "sha256": sha256(weights), "random_init": False}
+        metadata = read_metadata(weights)
     else:
         config = get_config(preset or "tiny")
         reason = "--random-init" if random_init else f"no weights given and no shipped default model for preset {config.name!r}"
@@ -88,6 +89,7 @@ def main(preset, weights, out, opset, fp16, int8, target, check, random_init, se
                     "for tests and benchmarks only.", fg="yellow", err=True)
         vq, transformer = seeded_random_models(config, seed)
         source = {"path": None, "sha256": None, "random_init": True, "seed": seed}
+        metadata = {}
     if fp16 and int8:
         raise click.BadParameter("choose --fp16 (GPU) or --int8 (CPU), not both", param_hint="--int8")
     if int8 and target == "gpu":
@@ -95,7 +97,7 @@ def main(preset, weights, out, opset, fp16, int8, target, check, random_init, se
     variant = ", fp16" if fp16 else ", int8 step" if int8 else ""
     click.echo(f"exporting preset {config.name!r} to {out} (opset {opset}{variant}) ...", err=True)
     manifest = export_all(config, vq, transformer, out, opset=opset, fp16=fp16, int8=int8, weights=source,
-                          target=target)
+                          target=target, metadata=metadata)
     for name, entry in manifest["files"].items():
         click.echo(f"  {name:24s} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256'][:16]}…", err=True)
     if check:

@@ -16,6 +16,7 @@ import onnx
 import torch
 
 from magvit_onnx.export.graphs import ONNX_TRANSLATIONS, DecoderGraph, EncoderGraph, StepGraph
+from magvit_onnx.export.model_card import class_entries, model_card
 from magvit_onnx.models.config import MagvitConfig
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
@@ -119,8 +120,10 @@ def precision_name(fp16: bool, int8: bool) -> str:
 
 
 def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weights: dict, int8: bool = False,
-                   target: str = "cpu") -> dict:
+                   target: str = "cpu", metadata: dict[str, str] | None = None) -> dict:
+    """The manifest; `metadata` (the checkpoint's) gives the class names and the model card."""
     vocab = config.vocab
+    metadata = metadata or {}
     return {
         "format_version": FORMAT_VERSION,
         "model_type": "magvit",
@@ -131,7 +134,8 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
         "latent_shape": list(config.vq.latent_shape),
         "vocab": vocab.as_dict(),
         "tasks": {name: tasks.get_task(name).as_dict() for name in config.tasks},
-        "classes": list(range(config.num_classes)),
+        "classes": class_entries(config, metadata),
+        "model_card": model_card(config, weights, metadata),
         "decoding": dataclasses.asdict(config.sampling),
         "graphs": {name: {"filename": f"{name}.onnx", **graph_io(out / f"{name}.onnx")} for name in GRAPHS},
         "precision": precision_name(fp16, int8),
@@ -147,7 +151,7 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
 
 def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: str | Path, *,
                opset: int = 18, fp16: bool = False, int8: bool = False, weights: dict | None = None,
-               target: str | None = None) -> dict:
+               target: str | None = None, metadata: dict[str, str] | None = None) -> dict:
     """Write the three graphs and `manifest.json` into `out`; returns the manifest.
 
     `fp16`: the graphs in fp16 (for GPUs; the step's sampling stage stays fp32). `int8`:
@@ -176,7 +180,7 @@ def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: s
             to_fp16(out / f"{name}.onnx")
     if int8:
         to_int8(out / "transformer_step.onnx")
-    manifest = build_manifest(config, out, opset, fp16, weights or {}, int8, target)
+    manifest = build_manifest(config, out, opset, fp16, weights or {}, int8, target, metadata)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -1,9 +1,12 @@
 """The `magvit-onnx` command: demo, info, export (and run, the batch jobs)."""
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
+import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -18,7 +21,22 @@ PROVIDERS = click.option("--providers", default="cpu", show_default=True,
 
 def fail(error: Exception) -> None:
     """Known errors end the command with one clear line and exit code 1."""
-    raise click.ClickException(str(error)) from error
+    raise click.ClickException(error.command_line() if isinstance(error, ProviderError) else str(error)) from error
+
+
+def make_out(out: str) -> None:
+    """Create --out (with parents) before any work; one line and exit 2 when it cannot be
+    made or written."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as e:
+        error = click.ClickException(f"--out {out}: cannot create or write the folder ({e.strerror or e}); "
+                                     "give a folder that can be written")
+        error.exit_code = 2
+        raise error from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,14 +51,20 @@ def main():
 @PROVIDERS
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Decoding steps (default: the model's, 12).")
-def demo(out, artifacts, providers, seed, steps):
+@click.option("--replace-condition-pixels", is_flag=True,
+              help="Keep the input's pixels in each condition region exactly (official option; off by default, "
+                   "as in the official configs).")
+def demo(out, artifacts, providers, seed, steps, replace_condition_pixels):
     """Run all ten tasks on synthetic test clips: mp4 + GIF per task and contact_sheet.png."""
     from magvit_onnx.demo import run_demo
 
+    make_out(out)
     try:
-        run_demo(out, artifacts, providers, seed=seed, steps=steps)
+        run_demo(out, artifacts, providers, seed=seed, steps=steps, replace_condition_pixels=replace_condition_pixels)
     except (ArtifactError, ProviderError, ValueError) as e:
         fail(e)
+    except OSError as e:
+        fail(ValueError(f"--out {out}: cannot write ({e.strerror or e})"))
 
 
 @main.command()
@@ -61,11 +85,19 @@ def info(artifacts, providers):
     click.echo(json.dumps(report, indent=2))
 
 
+def has_torch() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a blocked or half-removed torch
+        return False
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
 @click.pass_context
 def export(ctx):
     """Export ONNX artifacts (forwards to export/export_all.py; needs the [export] extra)."""
-    if importlib.util.find_spec("torch") is None:
+    asks_help = bool({"-h", "--help"} & set(ctx.args))  # the options are shown without torch
+    if not has_torch() and not asks_help:
         raise click.ClickException("exporting needs torch: pip install 'magvit-onnx[export]' "
                                    "(install torch==2.13.0 first where a plain torch would pull CUDA)")
     from magvit_onnx.export.export_all import main as export_main

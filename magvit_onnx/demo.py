@@ -36,7 +36,10 @@ def demo_clips(count: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.
 
 
 def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, steps: int | None = None,
+             replace_condition_pixels: bool = False,
              log=lambda line: print(line, file=sys.stderr, flush=True)) -> dict:
+    """Every task once; `replace_condition_pixels` keeps the inputs' known pixels exactly
+    (see `Generator.generate`) in the tasks that have an input."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     generator = Generator(artifacts, providers)
@@ -44,7 +47,8 @@ def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, 
     clips, labels = demo_clips(len(names), generator.video_shape)
     num_classes = len(generator.classes)
     blank = np.zeros_like(clips[0])
-    rows, summary = [], {"artifacts": str(generator.artifacts), "providers": generator.providers, "tasks": {}}
+    rows, summary = [], {"artifacts": str(generator.artifacts), "providers": generator.providers,
+                         "replace_condition_pixels": replace_condition_pixels, "tasks": {}}
     for i, name in enumerate(names):
         spec = tasks.get_task(name)
         clip, label = clips[i], int(labels[i]) % num_classes
@@ -54,7 +58,8 @@ def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, 
             kwargs["video"] = clip
             condition = to_uint8(tasks.condition(name, clip[None].astype(np.float32) / 255,
                                                  generator.manifest["latent_shape"])["video"][0])
-        output = generator.generate(name, seed=seed, steps=steps, **kwargs)[0]
+        keep = replace_condition_pixels and spec.needs_video
+        output = generator.generate(name, seed=seed, steps=steps, replace_condition_pixels=keep, **kwargs)[0]
         seconds = time.time() - started
         shown = (clip, condition) if spec.needs_video else (blank, blank)
         write_mp4(out / f"{name}.mp4", side_by_side(*shown, output))

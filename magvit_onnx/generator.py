@@ -43,8 +43,10 @@ class Generator:
         return list(self.manifest["tasks"])
 
     @property
-    def classes(self) -> list[int]:
-        return list(self.manifest["classes"])
+    def classes(self) -> dict[int, str | None]:
+        """Class id -> name, e.g. {0: 'circle moving right', ...}; a name is None where the
+        manifest has none (a random init, or a folder exported before names were carried)."""
+        return {entry["id"]: entry["name"] for entry in class_entries(self.manifest)}
 
     @property
     def providers(self) -> list[str]:
@@ -55,7 +57,8 @@ class Generator:
         m = self.manifest
         return {"artifacts": str(self.artifacts), "preset": m["preset"], "providers": self.providers,
                 "video_shape": list(self.video_shape), "latent_shape": m["latent_shape"],
-                "tasks": self.tasks, "num_classes": len(self.classes), "decoding": m["decoding"],
+                "tasks": self.tasks, "num_classes": len(self.classes), "classes": class_entries(m),
+                "decoding": m["decoding"],
                 "precision": m["precision"], "weights": m["weights"], "versions": m["versions"]}
 
     # ------------------------------------------------------------------ the three graphs
@@ -85,12 +88,31 @@ class Generator:
 
     # ------------------------------------------------------------------ generation
 
-    def generate(self, task: str, video=None, class_id=None, **settings) -> np.ndarray:
+    def generate(self, task: str, video=None, class_id=None, *, replace_condition_pixels: bool = False,
+                 **settings) -> np.ndarray:
         """Run one of the ten tasks; returns uint8 video [B * num_videos, T, H, W, 3].
 
         Takes the arguments of `generate_tokens`; the tokens are decoded and clipped to [0, 1].
+        replace_condition_pixels: keep the given pixels exactly (the official option,
+        docs/official-behaviour.md#decoding): the condition region of the output (the kept frames, band or border) is the input's,
+        not the decoder's rendering of it. Off by default, as in the official configs: the
+        published numbers are measured without it, and pasted pixels can show a seam where
+        they meet the decoder's.
         """
-        return self._decode(self.generate_tokens(task, video, class_id, **settings))
+        if not isinstance(replace_condition_pixels, bool):
+            raise ValueError(f"replace_condition_pixels must be True or False, got {replace_condition_pixels!r}")
+        spec = self._task(task)
+        if replace_condition_pixels and not spec.needs_video:
+            raise ValueError(f"replace_condition_pixels applies to tasks with an input video; task {spec.name!r} "
+                             "has no condition pixels")
+        output = self._decode(self.generate_tokens(task, video, class_id, **settings))
+        if replace_condition_pixels:  # both uint8: a uint8 input is kept bit for bit
+            overrides = {k: v for k, v in settings.items() if k in spec.defaults}
+            known = self._video(video, task_registry.frames_needed(spec.name, self.video_shape[0], **overrides))
+            known = np.repeat(to_uint8(known), settings.get("num_videos", 1), axis=0)
+            output = task_registry.replace_condition_pixels(output, spec.name, known, self.manifest["latent_shape"],
+                                                            **overrides)
+        return output
 
     def generate_tokens(self, task: str, video=None, class_id=None, *, num_videos: int = 1,
                         steps: int | None = None, seed: int | Sequence[int] | None = None,
@@ -99,7 +121,10 @@ class Generator:
                         schedule: str | None = None, **condition_overrides) -> np.ndarray:
         """Run one of the ten tasks; returns the generated tokens [B * num_videos, t, h, w].
 
-        video: the input clip(s) of conditional tasks (uint8, or float in [0, 1]).
+        video: the input clip(s) of conditional tasks (uint8, or float in [0, 1]). Frame
+        prediction (FP, CFP) reads only its first `cond_frames` frames (1), so it also takes
+        a shorter clip, down to one frame (a still image as [1, H, W, 3]); the clip is padded
+        by repeating its last frame. Every other task takes exactly T frames.
         class_id: class of class-conditional tasks (an int, or one per input / clip).
         seed: an int, or one int per input: then every input's clips equal those of a call
         with that input alone (batching never changes a result).
@@ -113,7 +138,8 @@ class Generator:
             if video is None:
                 raise ValueError(f"task {spec.name!r} needs an input video of shape "
                                  f"[B, {', '.join(map(str, self.video_shape))}, 3]")
-            video = self._video(video)
+            video = self._video(video, task_registry.frames_needed(spec.name, self.video_shape[0],
+                                                                   **condition_overrides))
         elif video is not None:
             raise ValueError(f"task {spec.name!r} takes no input video (it generates from a class)")
         class_id = self._class_ids(spec, class_id, None if video is None else video.shape[0])
@@ -147,14 +173,25 @@ class Generator:
             raise ValueError(f"task {spec.name!r} is not served by this model: valid tasks are {self.tasks}")
         return spec
 
-    def _video(self, video) -> np.ndarray:
-        """uint8 or float video, [T, H, W, 3] or [B, T, H, W, 3] -> float32 [B, T, H, W, 3] in [0, 1]."""
+    def _video(self, video, min_frames: int | None = None) -> np.ndarray:
+        """uint8 or float video, [T, H, W, 3] or [B, T, H, W, 3] -> float32 [B, T, H, W, 3] in [0, 1].
+
+        With `min_frames`, clips of min_frames..T frames are accepted and padded to T by
+        repeating their last frame."""
         video = np.asarray(video)
+        frames, height, width = self.video_shape
+        low = frames if min_frames is None else min_frames
         expected = f"[B, {', '.join(map(str, self.video_shape))}, 3] (or without B)"
+        if low < frames:
+            expected += f"; this task reads only the first {low}, so T may be {low}..{frames}"
         if video.ndim == 4:
             video = video[None]
-        if video.ndim != 5 or video.shape[1:] != (*self.video_shape, 3) or video.shape[0] < 1:
-            raise ValueError(f"video must be shaped {expected}, got {video.shape}")
+        if (video.ndim != 5 or video.shape[2:] != (height, width, 3) or not low <= video.shape[1] <= frames
+                or video.shape[0] < 1):
+            hint = ("; only frame prediction (FP, CFP) takes fewer frames" if video.ndim == 5 and low == frames
+                    and video.shape[1] < frames else "")
+            raise ValueError(f"video must be shaped {expected}, got {video.shape}{hint}")
+        video = task_registry.pad_frames(video, frames)
         if video.dtype == np.uint8:
             return video.astype(np.float32) / 255.0
         if not np.issubdtype(video.dtype, np.floating):
@@ -201,6 +238,11 @@ class Generator:
                                      steps=steps, sampling_temperature=sampling_temperature,
                                      mask_temperature=mask_temperature, guidance_scale=guidance_scale, top_k=top_k,
                                      top_p=top_p, schedule=schedule)
+
+def class_entries(manifest: dict) -> list[dict]:
+    """The manifest's classes as [{'id': 0, 'name': ...}, ...]; older manifests list bare ids."""
+    return [entry if isinstance(entry, dict) else {"id": entry, "name": None} for entry in manifest["classes"]]
+
 
 def to_uint8(video: np.ndarray) -> np.ndarray:
     """float video in [0, 1] -> uint8 0..255 (rounded)."""

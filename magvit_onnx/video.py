@@ -40,6 +40,7 @@ from typing import BinaryIO
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as _SideDataType
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg"})
 """File suffixes taken as videos where a folder is searched (training data, evaluation)."""
@@ -55,6 +56,8 @@ MP4_ENCODERS: tuple[tuple[str, str], ...] = (
     ("libx264rgb", "rgb24"),
 )
 """(encoder, pix_fmt) pairs `write_mp4` tries in order; the first one PyAV has is used."""
+DISPLAYMATRIX = _SideDataType.DISPLAYMATRIX
+"""Frame side data that says how to show a frame (rotation, mirroring), as phones write it."""
 BACKGROUND = 255
 """Grey level of gaps and empty space in `side_by_side` and `contact_sheet` (white)."""
 TEXT_COLOR = 0
@@ -64,6 +67,10 @@ TEXT_COLOR = 0
 class VideoError(ValueError):
     """Bad video input or options; the message names the file (or argument), the problem
     and what is valid."""
+
+
+class TooFewFrames(VideoError):
+    """The video ends before the clip asked for is complete."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -77,6 +84,7 @@ def read_video(
     stride: int = 1,
     fps: float | Fraction | None = None,
     start: int = 0,
+    min_frames: int | None = None,
 ) -> np.ndarray:
     """Decode `num_frames` frames of the first video stream as uint8 [num_frames, H, W, 3].
 
@@ -84,6 +92,19 @@ def read_video(
     `stride`-th frame is taken (`start`, `start + stride`, ...). With `fps`, `stride` is
     ignored and the clip is resampled in time: sample k is the frame whose timestamp is
     nearest to `t_start + k / fps` (frames repeat when `fps` exceeds the source rate).
+
+    Short inputs: a video (or still image) that gives fewer than `num_frames` but at least
+    `min_frames` frames (default: `num_frames`, i.e. none missing) is padded to
+    `num_frames` by repeating its last picked frame.
+
+    Seeking: for `start` > 0 the start is first checked against the stream's length, then
+    the reader seeks to the keyframe at or before frame `start` and decodes forward, so a
+    late start costs what is read, not what comes before it. Frames are then numbered by
+    their timestamps at the stream's average rate (for constant-rate video, the same
+    numbers as counting from the first frame).
+
+    Orientation: a display matrix (phone videos) or a `rotate` tag is applied, so a
+    portrait clip stored landscape comes out upright, as players show it.
 
     Size: each frame is scaled (keeping its aspect ratio) by the smallest factor that
     makes it cover `size = (H, W)`, so for a square target the short side becomes the
@@ -96,6 +117,11 @@ def read_video(
     """
     path = Path(path)
     _check_read_options(path, num_frames, size, stride, fps, start)
+    if min_frames is None:
+        min_frames = num_frames
+    if not _is_int(min_frames) or not 1 <= min_frames <= num_frames:
+        raise VideoError(f"read_video({path}): min_frames must be an integer in 1..num_frames "
+                         f"({num_frames}), got {min_frames!r}")
     if not path.exists():
         raise VideoError(f"{path}: no such file")
     if not path.is_file():
@@ -117,19 +143,23 @@ def read_video(
             stream.thread_type = "AUTO"
             if stream.codec_context.width and stream.codec_context.height:
                 _check_source_size(path, stream.codec_context.height, stream.codec_context.width)
-            _check_span(path, container, stream, num_frames, stride, fps, start)
-            frames = enumerate(container.decode(stream))
+            rate = stream.average_rate or stream.guessed_rate
+            _check_start(path, container, stream, start, rate)
+            _check_span(path, container, stream, min_frames, stride, fps, start)
+            frames = _frames_from(container, stream, start, rate)
+            turn = _rotate_tag(stream)
             if fps is None:
-                clip = _pick_by_stride(path, frames, num_frames, stride, start, size)
+                clip = _pick_by_stride(path, frames, num_frames, stride, start, size, min_frames, turn)
             else:
-                rate = stream.average_rate or stream.guessed_rate
-                clip = _pick_by_fps(path, frames, num_frames, Fraction(fps), start, size, rate)
+                clip = _pick_by_fps(path, frames, num_frames, Fraction(fps), start, size, rate, min_frames,
+                                    turn)
     except av.FFmpegError as error:
+        reason = error.strerror or type(error).__name__  # the text, without FFmpeg's raw errno
         raise VideoError(
-            f"{path}: cannot decode ({error}); the file is corrupt, truncated or not a video "
+            f"{path}: cannot decode ({reason}); the file is corrupt, truncated or not a video "
             "(playlists such as HLS .m3u8 and lists of other files are not read)"
         ) from error
-    return np.stack(clip)
+    return np.stack(clip + clip[-1:] * (num_frames - len(clip)))
 
 
 def _check_read_options(
@@ -164,8 +194,8 @@ def _check_span(
         last_needed = start + (num_frames - 1) * stride
         if last_needed >= stream.frames:
             raise VideoError(
-                f"{path}: too few frames: the video has {stream.frames}, but num_frames={num_frames} with "
-                f"stride={stride} from start={start} needs at least {last_needed + 1}"
+                f"{path}: too few frames: the video has {stream.frames}, but {num_frames} frames with "
+                f"stride={stride} from start={start} need at least {last_needed + 1}"
             )
     if fps is None:
         return
@@ -178,7 +208,7 @@ def _check_span(
     needed = float((num_frames - 1) / Fraction(fps))
     if needed > duration * 1.1 + 1.0:  # a margin: durations in headers are not exact
         raise VideoError(
-            f"{path}: too short: num_frames={num_frames} at fps={float(fps):g} needs {needed:.3f} s after frame "
+            f"{path}: too short: {num_frames} frames at fps={float(fps):g} need {needed:.3f} s after frame "
             f"{start}, the video lasts about {duration:.3f} s"
         )
 
@@ -191,6 +221,61 @@ def _check_source_size(path: Path, height: int, width: int) -> None:
         )
 
 
+def _check_start(path: Path, container, stream, start: int, rate: Fraction | None) -> None:
+    """Refuse a `start` at or past the end of the stream before decoding anything.
+
+    The length is the stream's frame count when the container stores one (exact), else
+    its duration times its rate (then one frame of slack for rounding)."""
+    if start == 0 or not rate:
+        return
+    if stream.frames:
+        length, slack, how = stream.frames, 0, f"{stream.frames} frames"
+    else:
+        if stream.duration is not None and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            seconds = container.duration / av.time_base
+        else:
+            return  # no length known: decoding will tell
+        length, slack = round(seconds * rate), 1
+        how = f"about {length} frames ({seconds:.2f} s at {float(rate):.3g} fps)"
+    if start >= length + slack:
+        raise VideoError(f"{path}: too few frames: start={start} is past the end of the video ({how}); "
+                         f"start must be below {length}")
+
+
+def _decode(container, stream) -> Iterator[av.VideoFrame]:
+    """Every frame of `stream` from the container's current position (one seam for tests)."""
+    return container.decode(stream)
+
+
+def _frames_from(container, stream, start: int, rate: Fraction | None) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(index, frame) pairs from at most one GOP before frame `start` on.
+
+    With `start` > 0, a known rate and timestamps, seek to the keyframe at or before
+    frame `start` and number frames by timestamp (the first decoded one) then by count.
+    Otherwise, or if the seek lands after `start`, decode from the first frame."""
+    time_base = stream.time_base
+    origin = stream.start_time or 0
+    if start > 0 and rate and time_base:
+        target = origin + int(Fraction(start) / rate / time_base)
+        try:
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            pass  # not seekable: nothing was read yet, so decode from the beginning
+        else:
+            frames = _decode(container, stream)
+            first = next(frames, None)
+            if first is not None and first.pts is not None:
+                index = round((first.pts - origin) * time_base * rate)
+                if 0 <= index <= start:
+                    yield index, first
+                    yield from enumerate(frames, start=index + 1)
+                    return
+            container.seek(origin, stream=stream, backward=True, any_frame=False)  # landed after start
+    yield from enumerate(_decode(container, stream))
+
+
 def _pick_by_stride(
     path: Path,
     frames: Iterator[tuple[int, av.VideoFrame]],
@@ -198,22 +283,28 @@ def _pick_by_stride(
     stride: int,
     start: int,
     size: tuple[int, int],
+    min_frames: int,
+    turn: int,
 ) -> list[np.ndarray]:
-    """Frames `start`, `start + stride`, ... (`num_frames` of them) from (index, frame) pairs."""
+    """Frames `start`, `start + stride`, ... (`num_frames` of them, at least `min_frames`)
+    from (index, frame) pairs."""
     last_needed = start + (num_frames - 1) * stride
     clip: list[np.ndarray] = []
     count = 0
     for index, frame in frames:
         count = index + 1
         if index >= start and (index - start) % stride == 0:
-            clip.append(_to_rgb(path, frame, size))
+            clip.append(_to_rgb(path, frame, size, turn))
         if index == last_needed:
             return clip
     if count == 0:
         raise VideoError(f"{path}: the video stream has no frames")
-    raise VideoError(
-        f"{path}: too few frames: the video has {count}, but num_frames={num_frames} with "
-        f"stride={stride} from start={start} needs at least {last_needed + 1}"
+    if len(clip) >= min_frames:
+        return clip
+    raise TooFewFrames(
+        f"{path}: too few frames: the video has {count}, but {num_frames} frames with "
+        f"stride={stride} from start={start} need at least {last_needed + 1}"
+        + (f" ({min_frames} picked frames are enough here)" if min_frames < num_frames else "")
     )
 
 
@@ -225,9 +316,11 @@ def _pick_by_fps(
     start: int,
     size: tuple[int, int],
     rate: Fraction | None,
+    min_frames: int,
+    turn: int,
 ) -> list[np.ndarray]:
-    """`num_frames` frames from `start` on, sample k being the frame nearest in time to
-    k / fps after frame `start`, from (index, frame) pairs."""
+    """`num_frames` frames (at least `min_frames`) from `start` on, sample k being the frame
+    nearest in time to k / fps after frame `start`, from (index, frame) pairs."""
     clip: list[np.ndarray] = []
     t_start: float | None = None
     t = 0.0
@@ -247,7 +340,7 @@ def _pick_by_fps(
             if previous is not None and target - previous[0] < t - target:
                 nearest = previous[1]
             if picked is None or picked[0] is not nearest:
-                picked = (nearest, _to_rgb(path, nearest, size))
+                picked = (nearest, _to_rgb(path, nearest, size, turn))
             clip.append(picked[1])
         if len(clip) == num_frames:
             return clip
@@ -256,8 +349,10 @@ def _pick_by_fps(
         raise VideoError(f"{path}: the video stream has no frames")
     if t_start is None:
         raise VideoError(f"{path}: too few frames: start={start} but the video has {count}")
-    raise VideoError(
-        f"{path}: too short: num_frames={num_frames} at fps={fps} needs "
+    if len(clip) >= min_frames:
+        return clip
+    raise TooFewFrames(
+        f"{path}: too short: {num_frames} frames at fps={fps} need "
         f"{float((num_frames - 1) / fps):.3f} s after frame {start}, the video has "
         f"{count} frames covering {t:.3f} s after it"
     )
@@ -272,10 +367,13 @@ def _frame_time(path: Path, frame: av.VideoFrame, index: int, rate: Fraction | N
     raise VideoError(f"{path}: cannot resample to fps: the video has no timestamps or frame rate")
 
 
-def _to_rgb(path: Path, frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
-    """Scale `frame` to cover `size` (aspect kept), convert to RGB, centre-crop to `size`."""
+def _to_rgb(path: Path, frame: av.VideoFrame, size: tuple[int, int], turn: int = 0) -> np.ndarray:
+    """Scale `frame` to cover `size` (aspect kept), convert to RGB, centre-crop to `size`,
+    shown as players show it: its display matrix applied, else `turn` quarter turns
+    counter-clockwise (from a `rotate` tag)."""
     _check_source_size(path, frame.height, frame.width)
-    height, width = size
+    transpose, flip_rows, flip_cols = _orientation(frame, turn)
+    height, width = size[::-1] if transpose else size  # the crop, in the coded frame's axes
     scale = max(height / frame.height, width / frame.width)
     scaled_h = max(height, round(frame.height * scale))
     scaled_w = max(width, round(frame.width * scale))
@@ -283,7 +381,36 @@ def _to_rgb(path: Path, frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarr
         width=scaled_w, height=scaled_h, format="rgb24", interpolation="AREA"
     ).to_ndarray()
     top, left = (scaled_h - height) // 2, (scaled_w - width) // 2
-    return rgb[top : top + height, left : left + width]
+    rgb = rgb[top : top + height, left : left + width]
+    if transpose:
+        rgb = rgb.transpose(1, 0, 2)
+    return np.ascontiguousarray(rgb[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])
+
+
+def _rotate_tag(stream) -> int:
+    """Quarter turns counter-clockwise asked by a `rotate` tag (clockwise degrees, the older
+    FFmpeg and Matroska way of storing what display matrices store now)."""
+    tags = {key.lower(): value for key, value in stream.metadata.items()}
+    try:
+        degrees = float(tags.get("rotate", 0))
+    except ValueError:
+        return 0
+    return -round(degrees / 90) % 4
+
+
+def _orientation(frame: av.VideoFrame, turn: int) -> tuple[bool, bool, bool]:
+    """(transpose, flip rows, flip columns), in that order, that show `frame` upright.
+
+    FFmpeg's display matrix maps a coded pixel (x, y) to (a x + c y, b x + d y) on screen
+    (plus a shift); for the eight right-angle orientations a, b, c, d are 0 or +-1."""
+    matrix = frame.side_data.get(DISPLAYMATRIX)
+    if matrix is not None:
+        a, b, _, c, d = np.frombuffer(bytes(matrix), np.int32)[:5]
+    else:  # quarter turns counter-clockwise: cos, -sin, sin, cos as FFmpeg writes them
+        a, b, c, d = ((1, 0, 0, 1), (0, -1, 1, 0), (-1, 0, 0, -1), (0, 1, -1, 0))[turn]
+    if abs(a) >= abs(b):  # no transpose: x' = a x, y' = d y
+        return False, d < 0, a < 0
+    return True, b < 0, c < 0  # transposed: x' = c y, y' = b x
 
 
 # --------------------------------------------------------------------------- writing

@@ -43,6 +43,10 @@ def load_manifest(folder: str | Path, verify: bool = True) -> dict:
     raises one ArtifactError line."""
     folder = Path(folder)
     path = folder / "manifest.json"
+    if not folder.is_dir():
+        problem = "no such folder" if not folder.exists() else "not a folder"
+        raise ArtifactError(f"{folder}: {problem}; give an artifacts folder (made by `python export/export_all.py "
+                            "--out DIR`), or none for the shipped default model")
     if not path.is_file():
         raise ArtifactError(f"{folder} is not an artifacts folder: {path.name} is missing "
                             "(make one with `python export/export_all.py --out DIR`)")

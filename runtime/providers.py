@@ -36,8 +36,16 @@ ProviderSpec = str | tuple[str, dict[str, Any]]
 DEFAULT_BATCH_PROFILE = {"opt": 8, "max": 64}
 
 
+FALLBACK_ADVICE = "pass providers='cpu', or allow_fallback=True to run on what is available"
+"""How a Python caller gets past a ProviderError; the CLI swaps it for its own options."""
+
+
 class ProviderError(RuntimeError):
     """A requested execution provider is not available."""
+
+    def command_line(self) -> str:
+        """The message for the commands, which have --providers but no allow_fallback."""
+        return str(self).replace(FALLBACK_ADVICE, "run with --providers cpu")
 
 
 def resolve(providers: Sequence[ProviderSpec] | str | None, *, use_tf32: bool | None = None
@@ -131,8 +139,7 @@ def check_available(requested: list[tuple[str, dict]], allow_fallback: bool = Fa
         raise ProviderError(
             f"execution provider(s) {', '.join(missing)} not available in onnxruntime {ort.__version__} "
             f"(available: {', '.join(available)}). Install onnxruntime-gpu (the [gpu] extra, instead of "
-            "onnxruntime) with matching CUDA 12/13 and cuDNN 9 libraries, or pass providers='cpu' "
-            "or allow_fallback=True to run on what is available.")
+            f"onnxruntime) with matching CUDA 12/13 and cuDNN 9 libraries, or {FALLBACK_ADVICE}.")
     if missing:
         warnings.warn(f"providers {missing} not available; running on {[n for n, _ in requested if n in available]}",
                       RuntimeWarning, stacklevel=3)
@@ -180,7 +187,7 @@ def check_session(session: ort.InferenceSession, requested: list[tuple[str, dict
         raise ProviderError(
             f"onnxruntime could not create {', '.join(dropped)} (session runs on {', '.join(got)})"
             + (_quote(log) or "; this usually means missing or mismatched CUDA/cuDNN libraries")
-            + "; or pass allow_fallback=True")
+            + f"; or {FALLBACK_ADVICE}")
     if dropped:
         warnings.warn(f"providers {dropped} could not be created; session runs on {got}", RuntimeWarning,
                       stacklevel=3)

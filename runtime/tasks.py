@@ -251,6 +251,35 @@ def condition(task: str, video: np.ndarray, latent_shape: tuple[int, int, int], 
     return {"video": cond.astype(video.dtype, copy=False), "video_mask": video_mask, "latent_mask": latent_mask}
 
 
+def frames_needed(task: str, frames: int, **overrides) -> int:
+    """How many leading input frames `task` reads from a `frames`-frame clip.
+
+    Frame prediction (FP, CFP) keeps only its first `cond_frames` frames (1 by default) and
+    fills the rest by repeating the last kept one, so any clip of at least `cond_frames`
+    frames (a still image too) serves once padded that way; every other task reads all
+    `frames`. An invalid `cond_frames` counts as all frames (`condition` reports it)."""
+    spec = get_task(task)
+    kept = {**spec.defaults, **overrides}.get("cond_frames")
+    if spec.kind == "frame_prediction" and isinstance(kept, (int, np.integer)) and 1 <= kept <= frames:
+        return int(kept)
+    return frames
+
+
+def pad_frames(video: np.ndarray, frames: int) -> np.ndarray:
+    """`video[B, T', ...]` with T' <= frames, padded to `frames` by repeating its last frame."""
+    return np.concatenate([video, np.repeat(video[:, -1:], frames - video.shape[1], axis=1)], axis=1)
+
+
+def replace_condition_pixels(generated: np.ndarray, task: str, video: np.ndarray,
+                             latent_shape: tuple[int, int, int], **overrides) -> np.ndarray:
+    """The official `sampling.replace_condition_pixels` (docs/official-behaviour.md#decoding):
+    `generated` with the condition region (where `condition(...)['video_mask']`) set to the
+    input `video`'s pixels, so what the user gave is kept exactly. Both [B, T, H, W, C], on
+    the same scale (both uint8, or both float in [0, 1])."""
+    mask = condition(task, np.asarray(video, np.float32), latent_shape, **overrides)["video_mask"]
+    return np.where(mask, video, generated)
+
+
 # ----------------------------------------------------------------------------- prefix
 
 def prefix(task: str, vocab: Vocab, batch: int, class_ids=None) -> np.ndarray:

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from magvit_onnx import batch, video
+from magvit_onnx.batch.jobs import parse_job
 from magvit_onnx.cli import main
 from magvit_onnx.generator import Generator
 from magvit_onnx.runtime.seeding import SeedStreams
@@ -207,6 +208,44 @@ def _png(path):
         return next(container.decode(video=0)).to_ndarray(format="rgb24")
 
 
+def test_still_image_and_short_clip_animate_through_frame_prediction(tmp_path, media, gen):
+    """Old code: 'too few frames ... num_frames=8' for any input shorter than the model's clip."""
+    still = noise(1, 32, 32, seed=9)[0]
+    video.write_png(media / "still.png", still)
+    jobs = write_jobs(media / "jobs-still.jsonl", fp("s", "still.png", seed=1, steps=2, format="png"),
+                      fp("five", "short.mkv", seed=2, steps=2, format="png", task="CFP", **{"class": 3}))
+    out = tmp_path / "out"
+    result = cli(jobs, "--out", out, "--artifacts", gen.artifacts)
+    assert result.exit_code == 0, result.output
+
+    def frames(base):
+        return np.stack([_png(out / f"{base}.f{t:03d}.png") for t in range(8)])
+
+    np.testing.assert_array_equal(frames("s"), gen.generate("FP", video=still[None], seed=1, steps=2)[0])
+    short = video.read_video(media / "short.mkv", num_frames=4, size=(32, 32))
+    np.testing.assert_array_equal(frames("five"), gen.generate("CFP", video=short, class_id=3, seed=2, steps=2)[0])
+
+
+def test_replace_condition_pixels_job_keeps_the_input_pixels(tmp_path, media, gen):
+    clip = video.read_video(media / "clip.mp4", num_frames=8, size=(32, 32))
+    lines = [fp("kept", seed=1, steps=2, format="png", task="OPC", replace_condition_pixels=True, num_videos=2),
+             fp("redrawn", seed=1, steps=2, format="png", task="OPC", replace_condition_pixels=False, num_videos=2)]
+    jobs = write_jobs(media / "jobs-keep.jsonl", *lines)
+    out = tmp_path / "out"
+    assert run_batch(jobs, out, gen, batch_size=2).ok == 2
+    for k in range(2):
+        kept = np.stack([_png(out / f"kept.{k}.f{t:03d}.png") for t in range(8)])
+        np.testing.assert_array_equal(kept, gen.generate("OPC", video=clip, seed=1, steps=2, num_videos=2,
+                                                         replace_condition_pixels=True)[k])
+        np.testing.assert_array_equal(kept[:, 8:24, 8:24], clip[:, 8:24, 8:24])  # the central square, exactly
+        redrawn = np.stack([_png(out / f"redrawn.{k}.f{t:03d}.png") for t in range(8)])
+        assert (redrawn[:, 8:24, 8:24] != clip[:, 8:24, 8:24]).any()
+    facts = batch.ModelFacts.load(gen.artifacts)
+    on, off = (parse_job(fp("x", replace_condition_pixels=flag), 1, facts, media) for flag in (True, False))
+    default = parse_job(fp("x"), 1, facts, media)
+    assert off.config(facts) == default.config(facts) != on.config(facts)  # old reports stay valid
+
+
 def test_eight_threads_give_the_serial_results(tmp_path, media, gen):
     lines = [cg(f"t{i}", seed=i, steps=2, format="png" if i % 2 else "npy", **{"class": i % 10}) for i in range(12)]
     lines += [fp(f"v{i}", "clip.mp4" if i % 2 else "clip2.mp4", seed=100 + i, steps=2, format="png")
@@ -318,10 +357,16 @@ BAD = [  # (case, JOBS lines, job named in the error line, expected text)
     ("truncated video", [fp("x", "cut.mp4")], "x", "cut.mp4: cannot decode"),
     ("no video stream", [fp("x", "tone.wav")], "x", "tone.wav: no video stream"),
     ("zero frames", [fp("x", "empty.avi")], "x", "empty.avi: the video stream has no frames"),
-    ("too few frames", [fp("x", "short.mkv")], "x",
-     "short.mkv: too few frames: the video has 4, but num_frames=8 with stride=1 from start=0 needs at least 8"),
-    ("start past the end", [fp("x", "long.mkv", start=100)], "x", "long.mkv: too few frames"),
-    ("too short for fps", [fp("x", "clip.mp4", fps=1)], "x", "clip.mp4: too short: num_frames=8 at fps=1"),
+    ("too few frames", [fp("x", "short.mkv", task="FI")], "x",
+     "short.mkv: too few frames: the video has 4, but 8 frames with stride=1 from start=0 need at least 8; "
+     "the model reads 8-frame clips (only frame prediction, FP and CFP, reads just the first frame"),
+    ("start past the end", [fp("x", "long.mkv", start=100)], "x",
+     "long.mkv: too few frames: start=100 is past the end of the video (about 40 frames (5.00 s at 8 fps))"),
+    ("too short for fps", [fp("x", "clip.mp4", task="OPC", fps=1)], "x", "clip.mp4: too short: 8 frames at fps=1"),
+    ("replace_condition_pixels not a bool", [fp("x", replace_condition_pixels="yes")], "x",
+     "replace_condition_pixels must be true or false, got 'yes'"),
+    ("replace_condition_pixels without input", [cg("x", replace_condition_pixels=True)], "x",
+     "replace_condition_pixels only applies to an input video"),
     ("tiny video", [fp("x", "tiny.mkv")], "x",
      "tiny.mkv: video is 4x4 pixels; width and height must be within [8, 8192]"),
 ]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from helpers import run_without_torch
 from magvit_onnx.cli import main
 from magvit_onnx.runtime.tasks import TASKS
 
@@ -39,13 +40,90 @@ def test_info(artifacts):
     assert report["tasks"] == list(TASKS)
 
 
+def test_info_shows_class_names_and_the_model_card(artifacts, tmp_path):
+    """Old `info`: class numbers only, and model_card always null."""
+    from magvit_onnx.export.model_card import class_entries, model_card
+    from helpers import small_config
+
+    folder = tmp_path / "named"
+    shutil.copytree(artifacts, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    training = {"data": "synthetic", "step": "100"}
+    manifest["classes"] = class_entries(small_config(), training)
+    manifest["model_card"] = model_card(small_config(), {"random_init": False}, training)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(main, ["info", "--artifacts", str(folder)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["classes"][3] == {"id": 3, "name": "circle moving down"} and report["num_classes"] == 10
+    card = report["model_card"]
+    assert "trained on our synthetic video set" in card["summary"] and card["training"] == training
+    assert "circle or triangle" in card["data"] and "synthetic shapes" in card["limits"]
+    random_card = model_card(small_config(), {"random_init": True, "seed": 0}, {})
+    assert "random init (seed 0)" in random_card["summary"] and class_entries(small_config(), {})[0]["name"] is None
+
+
 def test_clear_errors_and_exit_codes(artifacts, tmp_path):
     result = CliRunner().invoke(main, ["info", "--artifacts", str(tmp_path)])
     assert result.exit_code == 1 and "manifest.json is missing" in result.output
     result = CliRunner().invoke(main, ["info", "--artifacts", str(artifacts), "--providers", "cuda"])
     assert result.exit_code == 1 and "CUDAExecutionProvider not available" in result.output
+    # the commands have no allow_fallback (Python only): the advice names their own option
+    assert "allow_fallback" not in result.output and "run with --providers cpu" in result.output
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--artifacts", str(artifacts), "--steps", "0"])
     assert result.exit_code == 2
+
+
+def test_info_on_a_missing_folder_says_so(tmp_path):
+    """Old message: 'manifest.json is missing', for a folder that does not exist at all."""
+    result = CliRunner().invoke(main, ["info", "--artifacts", str(tmp_path / "nonexistent")])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: {tmp_path / 'nonexistent'}: no such folder; give an artifacts folder "
+                                     "(made by `python export/export_all.py --out DIR`), or none for the shipped "
+                                     "default model")
+    from magvit_onnx.runtime.artifacts import ArtifactError, load_manifest
+
+    (tmp_path / "a_file").write_text("x")  # the CLI's --artifacts refuses a file itself; Python callers get:
+    with pytest.raises(ArtifactError, match="a_file: not a folder; give an artifacts folder"):
+        load_manifest(tmp_path / "a_file")
+
+
+def test_run_provider_advice_names_the_command_line_option(artifacts, tmp_path):
+    (tmp_path / "jobs.jsonl").write_text('{"id": "a", "task": "CG", "class": 1}\n')
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "jobs.jsonl"), "--out", str(tmp_path / "out"),
+                                       "--artifacts", str(artifacts), "--providers", "cuda"])
+    assert result.exit_code == 1 and "CUDAExecutionProvider not available" in result.output
+    assert "allow_fallback" not in result.output and "run with --providers cpu" in result.output
+
+
+@pytest.mark.parametrize("where", ["under_a_file/out", "file"])
+def test_demo_out_that_cannot_be_created_is_one_line(artifacts, tmp_path, where):
+    """Old: a NotADirectoryError/FileExistsError traceback from mkdir."""
+    (tmp_path / "under_a_file").write_text("x")
+    (tmp_path / "file").mkdir()
+    (tmp_path / "file" / "x").write_text("x")
+    out = tmp_path / where if where != "file" else tmp_path / "file" / "x" / "out"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--artifacts", str(artifacts), "--steps", "1"])
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert "\n" not in line and line.startswith(f"Error: --out {out}: cannot create or write the folder (")
+    assert "Traceback" not in result.output
+
+
+def test_demo_keeps_condition_pixels_when_asked(artifacts, tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--artifacts", str(artifacts), "--steps", "1",
+                                       "--replace-condition-pixels"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "demo.json").read_text())["replace_condition_pixels"] is True
+
+
+def test_export_help_needs_no_torch():
+    """Old: 'exporting needs torch' even for --help."""
+    result = run_without_torch("from magvit_onnx.cli import main\nmain(['export', '--help'])")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--preset" in result.stdout and "--int8" in result.stdout
+    result = run_without_torch("from magvit_onnx.cli import main\nmain(['export', '--out', 'x'])")
+    assert result.returncode == 1 and "exporting needs torch" in result.stderr
 
 
 def test_export_forwards_to_the_exporter(tmp_path):

@@ -48,6 +48,13 @@ def test_default_generator_loads_the_trained_model_without_torch():
     assert result.returncode == 0 and "(1, 16, 64, 64, 3)" in result.stdout, result.stderr
 
 
+def test_manifest_names_the_classes_and_carries_a_model_card(generator):
+    """Old manifest: bare class numbers and no model card (`info` printed model_card: null)."""
+    assert generator.classes == dict(enumerate(synthetic.CLASS_NAMES))
+    card = generator.manifest["model_card"]
+    assert "trained on our synthetic video set" in card["summary"] and card["training"]["train_steps"]
+
+
 def test_wheel_carries_the_default_model(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
                    check=True, capture_output=True)

@@ -26,8 +26,9 @@ def clip(batch=None, seed=0):
 
 
 def test_facts(gen):
-    assert gen.tasks == list(TASKS) and gen.classes == list(range(10))
+    assert gen.tasks == list(TASKS) and gen.classes == dict.fromkeys(range(10))  # a random init: no names
     info = gen.info()
+    assert info["classes"] == [{"id": i, "name": None} for i in range(10)]
     assert info["providers"] == ["CPUExecutionProvider"] and info["video_shape"] == [8, 32, 32]
     assert info["preset"] == "tiny" and info["precision"] == "fp32" and info["num_classes"] == 10
 
@@ -49,6 +50,52 @@ def test_batches_num_videos_and_float_input(gen):
     np.testing.assert_array_equal(out, as_float)
     assert gen.generate("CG", class_id=[1, 2, 3], seed=0, steps=2).shape[0] == 3
     assert gen.generate("CFP", video=clip(2), class_id=[0, 9], seed=0, steps=2).shape[0] == 2
+
+
+def test_frame_prediction_takes_a_still_image_or_a_short_clip(gen):
+    """Old code refused anything but T frames, though FP reads only the first frame."""
+    full = clip()
+    padded = np.concatenate([full[:5], np.repeat(full[4:5], 3, axis=0)])
+    expected = gen.generate("FP", video=padded, seed=3, steps=2)
+    np.testing.assert_array_equal(gen.generate("FP", video=full[:5], seed=3, steps=2), expected)
+    still = np.repeat(full[:1], 8, axis=0)
+    for image in (full[:1], full[None, :1]):  # [1, H, W, 3] and [B, 1, H, W, 3]
+        np.testing.assert_array_equal(gen.generate("FP", video=image, seed=3, steps=2),
+                                      gen.generate("FP", video=still, seed=3, steps=2))
+    assert gen.generate("CFP", video=full[:1], class_id=4, seed=0, steps=2).shape == (1, 8, 32, 32, 3)
+    with pytest.raises(ValueError, match=r"T may be 2\.\.8, got \(1, 1, 32, 32, 3\)"):
+        gen.generate("FP", video=full[:1], cond_frames=2, steps=2)
+    with pytest.raises(ValueError, match=r"got \(1, 5, 32, 32, 3\); only frame prediction \(FP, CFP\) takes fewer"):
+        gen.generate("FI", video=full[:5], steps=2)
+
+
+@pytest.mark.parametrize("task", ["FP", "FI", "OPC", "OPH", "OPD", "IPC", "IPD"])
+def test_replace_condition_pixels_keeps_the_known_region_exactly(gen, task):
+    """The official option (off by default): without it the decoder redraws the known pixels."""
+    from magvit_onnx.runtime.tasks import condition
+
+    video = clip(2, seed=5)
+    mask = np.broadcast_to(condition(task, video.astype(np.float32) / 255, (2, 4, 4))["video_mask"],
+                           video.shape)
+    mask = np.repeat(mask, 2, axis=0)  # num_videos=2: each input twice
+    inputs = np.repeat(video, 2, axis=0)
+    kept = gen.generate(task, video=video, num_videos=2, seed=1, steps=2, replace_condition_pixels=True)
+    redrawn = gen.generate(task, video=video, num_videos=2, seed=1, steps=2)
+    np.testing.assert_array_equal(kept[mask], inputs[mask])
+    np.testing.assert_array_equal(kept[~mask], redrawn[~mask])  # the rest is the decoder's, unchanged
+    assert (redrawn[mask] != inputs[mask]).any()
+    as_float = gen.generate(task, video=video.astype(np.float32) / 255, num_videos=2, seed=1, steps=2,
+                            replace_condition_pixels=True)
+    np.testing.assert_array_equal(as_float, kept)
+
+
+def test_replace_condition_pixels_needs_a_task_with_input_and_a_bool(gen):
+    with pytest.raises(ValueError, match="replace_condition_pixels applies to tasks with an input video"):
+        gen.generate("CG", class_id=1, replace_condition_pixels=True)
+    with pytest.raises(ValueError, match="replace_condition_pixels must be True or False, got 1"):
+        gen.generate("FP", video=clip(), replace_condition_pixels=1)
+    still = gen.generate("FP", video=clip()[:1], seed=0, steps=2, replace_condition_pixels=True)
+    np.testing.assert_array_equal(still[0, 0], clip()[0])
 
 
 def test_encode_decode(gen):

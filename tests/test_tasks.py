@@ -193,3 +193,14 @@ def test_official_vocab_layouts():
     mt8 = Vocab(1024, 0, multi_task=True)
     assert mt8.size == 1041 and mt8.row(-4) == 1037 and mt8.row(-1) == 1040 and mt8.row(-15) == 1026
     assert prefix("frame_prediction", mt8, 1).tolist() == [[-4, 1024]]
+
+
+def test_frames_needed_rule():
+    """Frame prediction reads only its kept frames; every other task the whole clip."""
+    from magvit_onnx.runtime.tasks import frames_needed
+
+    assert frames_needed("FP", 16) == 1 and frames_needed("CFP", 16) == 1
+    assert frames_needed("frame_prediction", 16, cond_frames=5) == 5
+    assert frames_needed("FP", 16, cond_frames="x") == 16  # invalid: `condition` names it later
+    for task in ("FI", "OPC", "OPD", "IPC", "IPD", "CG"):
+        assert frames_needed(task, 16) == 16

@@ -172,7 +172,7 @@ def test_stride_and_start(clip30):
     assert frame_indices(read_video(path, num_frames=30, size=(96, 80))) == list(range(30))
     assert picked(path, num_frames=5, stride=3, start=2) == [2, 5, 8, 11, 14]
     assert picked(path, num_frames=2, stride=29) == [0, 29]
-    expected = "has 30, but num_frames=2 with stride=30 from start=0 needs at least 31"
+    expected = "has 30, but 2 frames with stride=30 from start=0 need at least 31"
     with pytest.raises(VideoError, match=expected):
         read_video(path, num_frames=2, size=(40, 40), stride=30)
     with pytest.raises(VideoError, match="too few frames"):
@@ -187,7 +187,7 @@ def test_fps_resampling(clip30):
     assert picked(path, num_frames=4, fps=Fraction(15)) == [0, 2, 4, 6]
     # Upsampling repeats the nearest frame: 45 fps samples at 0, 2/3, 4/3, 2, ... source frames.
     assert picked(path, num_frames=8, fps=45) == [0, 1, 1, 2, 3, 3, 4, 5]
-    with pytest.raises(VideoError, match=r"too short: num_frames=11 at fps=10 needs 1\.000 s"):
+    with pytest.raises(VideoError, match=r"too short: 11 frames at fps=10 need 1\.000 s"):
         read_video(path, num_frames=11, size=(40, 40), fps=10)
 
 
@@ -225,6 +225,149 @@ def test_alpha_input_reads_as_rgb(tmp_path):
     np.testing.assert_array_equal(read_video(path, num_frames=4, size=(32, 32)), rgb)
 
 
+# ----------------------------------------------------------------- orientation, short inputs, seeking
+
+
+def write_oriented(path, coded: np.ndarray, rotation: dict | None = None, tags: dict | None = None) -> None:
+    """Lossless FFV1 in Matroska of the `coded` frames, with a display matrix
+    (`set_display_rotation(**rotation)`, as phones store it) and/or stream tags."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=8)
+        stream.height, stream.width = coded.shape[1:3]
+        stream.pix_fmt = "bgr0"
+        if rotation:
+            stream.set_display_rotation(**rotation)
+        stream.metadata.update(tags or {})
+        for frame in coded:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("rotation, stored", [
+    (dict(degrees=90), lambda c: np.rot90(c, -1, axes=(1, 2))),   # shot upright, stored turned clockwise
+    (dict(degrees=-90), lambda c: np.rot90(c, 1, axes=(1, 2))),
+    (dict(degrees=180), lambda c: c[:, ::-1, ::-1]),
+    (dict(degrees=0, hflip=True), lambda c: c[:, :, ::-1]),         # a mirrored front camera
+    (dict(degrees=90, vflip=True), lambda c: c.transpose(0, 2, 1, 3)),
+])
+def test_display_matrix_is_applied_so_phone_videos_come_out_upright(tmp_path, rotation, stored):
+    """Old code read the coded (sideways) frames and ignored the display matrix."""
+    upright = numbered_clip(3, 48, 32)  # portrait: 48 rows, 32 columns
+    path = tmp_path / "phone.mkv"
+    write_oriented(path, np.ascontiguousarray(stored(upright)), rotation=rotation)
+    np.testing.assert_array_equal(read_video(path, num_frames=3, size=(48, 32)), upright)
+
+
+def test_rotate_tag_is_applied(tmp_path):
+    """The older way: a `rotate` stream tag in clockwise degrees (Matroska keeps it as ROTATE)."""
+    upright = numbered_clip(3, 48, 32)
+    path = tmp_path / "tagged.mkv"
+    write_oriented(path, np.ascontiguousarray(np.rot90(upright, 1, axes=(1, 2))), tags={"rotate": "90"})
+    np.testing.assert_array_equal(read_video(path, num_frames=3, size=(48, 32)), upright)
+
+
+def test_rotated_video_is_scaled_and_cropped_as_displayed(tmp_path):
+    """Cover-and-crop works on the upright picture: the same result as an upright file."""
+    upright = smooth_clip(2, 48, 32)
+    write_oriented(tmp_path / "upright.mkv", upright)
+    write_oriented(tmp_path / "turned.mkv", np.ascontiguousarray(np.rot90(upright, -1, axes=(1, 2))),
+                   rotation=dict(degrees=90))
+    for size in ((20, 20), (24, 12), (30, 12)):  # swscale rounds rows and columns a little differently
+        expected = read_video(tmp_path / "upright.mkv", num_frames=2, size=size)
+        assert mae(read_video(tmp_path / "turned.mkv", num_frames=2, size=size), expected) < 0.5
+
+
+def test_short_clip_and_still_image_are_padded_when_min_frames_allows(tmp_path):
+    """A 5-frame clip or one PNG gives a full clip by repeating the last frame (old code:
+    'too few frames' whatever the caller needed)."""
+    frames = numbered_clip(5, 32, 32)
+    path = tmp_path / "five.mkv"
+    write_oriented(path, frames)
+    clip = read_video(path, num_frames=16, size=(32, 32), min_frames=1)
+    assert frame_indices(clip) == [0, 1, 2, 3, 4] + [4] * 11
+    assert frame_indices(read_video(path, num_frames=16, size=(32, 32), stride=2, min_frames=3)) == [0, 2, 4] + [4] * 13
+    assert frame_indices(read_video(path, num_frames=16, size=(32, 32), fps=4, min_frames=1))[:3] == [0, 2, 4]
+    with pytest.raises(VideoError, match=r"too few frames: the video has 5, .*\(6 picked frames are enough here\)"):
+        read_video(path, num_frames=16, size=(32, 32), min_frames=6)
+    with pytest.raises(VideoError, match="too few frames"):
+        read_video(path, num_frames=16, size=(32, 32))
+    still = tmp_path / "still.png"
+    write_png(still, frames[2])
+    np.testing.assert_array_equal(read_video(still, num_frames=16, size=(32, 32), min_frames=1),
+                                  np.repeat(frames[2:3], 16, axis=0))
+
+
+def indexed_clip(frames: int, size: int = 32) -> np.ndarray:
+    """Frame t: red = 16 + 7 (t mod 32), green = 16 + 7 (t div 32), flat (lossy codecs keep it)."""
+    t = np.arange(frames)
+    colours = np.stack([16 + 7 * (t % 32), 16 + 7 * (t // 32), np.full(frames, 128)], axis=-1)
+    return np.broadcast_to(colours[:, None, None], (frames, size, size, 3)).astype(np.uint8)
+
+
+def indices_of(clip: np.ndarray) -> list[int]:
+    red, green = (np.round((clip[..., c].mean(axis=(1, 2)) - 16) / 7).astype(int) for c in (0, 1))
+    return (green * 32 + red).tolist()
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """300 frames at 25 fps, H.264 with a keyframe every 25 frames; and a decoded-frame counter."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": "25", "keyint_min": "25"})
+        stream.height = stream.width = 32
+        stream.pix_fmt = "yuv420p"
+        for frame in indexed_clip(300):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def counting_decodes(monkeypatch) -> list[int]:
+    decoded = [0]
+    original = video._decode
+
+    def counted(container, stream):
+        for frame in original(container, stream):
+            decoded[0] += 1
+            yield frame
+
+    monkeypatch.setattr(video, "_decode", counted)
+    return decoded
+
+
+def test_late_start_seeks_instead_of_decoding_everything_before_it(long_clip, monkeypatch):
+    """Old code decoded all 296 frames up to the clip's end; seeking decodes at most one GOP
+    (25 frames) before `start`, plus the clip."""
+    decoded = counting_decodes(monkeypatch)
+    assert indices_of(read_video(long_clip, num_frames=16, size=(32, 32), start=280)) == list(range(280, 296))
+    assert decoded[0] <= 25 + 16
+    decoded[0] = 0
+    assert indices_of(read_video(long_clip, num_frames=4, size=(32, 32), start=137, stride=5)) == [137, 142, 147, 152]
+    assert indices_of(read_video(long_clip, num_frames=5, size=(32, 32), start=200, fps=5)) == list(range(200, 225, 5))
+    assert decoded[0] <= 2 * (25 + 25)
+
+
+@pytest.mark.parametrize("start", [300, 10_000])
+def test_start_past_the_end_fails_before_decoding(long_clip, monkeypatch, start):
+    """Old code decoded the whole file before saying 'too few frames'."""
+    decoded = counting_decodes(monkeypatch)
+    with pytest.raises(VideoError, match=rf"start={start} is past the end of the video \(300 frames\); "
+                                         r"start must be below 300"):
+        read_video(long_clip, num_frames=1, size=(32, 32), start=start)
+    assert decoded[0] == 0
+
+
+def test_start_past_the_end_without_a_frame_count_uses_the_duration(tmp_path, monkeypatch):
+    path = tmp_path / "forty.mkv"  # Matroska stores no frame count, only a duration
+    write_oriented(path, indexed_clip(40))
+    assert indices_of(read_video(path, num_frames=3, size=(32, 32), start=37)) == [37, 38, 39]
+    decoded = counting_decodes(monkeypatch)
+    with pytest.raises(VideoError, match=r"start=60 is past the end of the video \(about 40 frames \(5\.00 s at 8 fps\)\)"):
+        read_video(path, num_frames=1, size=(32, 32), start=60)
+    assert decoded[0] == 0
+
+
 # ----------------------------------------------------------------- read errors
 
 
@@ -238,8 +381,19 @@ def test_missing_file_and_folder(tmp_path):
 def test_text_file_named_mp4(tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("these are not the frames you are looking for\n" * 20)
-    with pytest.raises(VideoError, match=r"notes\.mp4: cannot decode .*corrupt, truncated or not"):
+    with pytest.raises(VideoError, match=r"notes\.mp4: cannot decode .*corrupt, truncated or not") as error:
         read_video(path)
+    assert "Errno" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_zero_byte_file_message_has_no_raw_errno(tmp_path):
+    """Old message: 'cannot decode ([Errno 1094995529] Invalid data found ...)'."""
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    with pytest.raises(VideoError, match=r"empty\.mp4: cannot decode \(Invalid data found when processing input\); "
+                                         r"the file is corrupt") as error:
+        read_video(path)
+    assert "Errno" not in str(error.value)
 
 
 def test_truncated_mp4(tmp_path, clip30):
@@ -300,6 +454,8 @@ def test_too_small_and_too_large_videos(tmp_path, clip30, monkeypatch):
         (dict(size=(128,)), r"size must be \(height, width\)"),
         (dict(size=(4, 128)), r"size must be \(height, width\) with integers in \[8, 8192\]"),
         (dict(size=(128, 9000)), r"size must be \(height, width\)"),
+        (dict(min_frames=0), r"min_frames must be an integer in 1\.\.num_frames"),
+        (dict(num_frames=4, min_frames=5), r"min_frames must be an integer in 1\.\.num_frames \(4\)"),
     ],
 )
 def test_bad_read_options(clip30, options, message):

@@ -38,11 +38,18 @@ is an error). Bounds are `magvit_onnx.limits`. Keys:
                           (1 .. 10000), or resampled to fps (number
                           in [0.001, 10000]); not both
     start                 first input frame (0-based), 0 .. 10**7       0
+    replace_condition_pixels  true: the output keeps the input's pixels  false (official)
+                          in the condition region exactly (tasks with
+                          an input only)
 
 Input videos are read with `magvit_onnx.video.read_video`: the model's number of frames
 from `start` by `stride` or `fps`, any pixel format (grayscale, alpha, YUV, palette)
-converted to RGB, scaled to cover the model's size and centre-cropped (any size from 8 to
-8192 pixels a side; odd sizes are fine).
+converted to RGB, shown upright (display matrix or rotate tag, as phones record), scaled
+to cover the model's size and centre-cropped (any size from 8 to 8192 pixels a side; odd
+sizes are fine). A `start` past the end fails before decoding; a later one seeks to the
+keyframe before it. Frame prediction (FP, CFP) reads only the first frame, so its input
+may be shorter than the model's clip, down to a still image (padded by repeating the last
+frame read); every other task needs the full clip.
 
 Seeds: a job without `seed` gets `derive_seed(id)`: the first 8 bytes of
 sha256("magvit-onnx/seed/" + id) as a big-endian integer, shifted right by 11 (so it is

@@ -18,7 +18,7 @@ from magvit_onnx.limits import shown
 FORMATS = ("mp4", "gif", "png", "npy")
 KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_temperature", "mask_temperature",
         "guidance_scale", "top_k", "top_p", "schedule", "num_videos", "format", "side_by_side", "stride", "fps",
-        "start")
+        "start", "replace_condition_pixels")
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 REPORT_VERSION = 1
 SEED_LIMIT = limits.SEED_LIMIT
@@ -75,6 +75,7 @@ class Job:
     stride: int | None = None
     fps: float | None = None
     start: int | None = None
+    replace_condition_pixels: bool = False
 
     def settings(self) -> dict[str, Any]:
         """The decoding settings as given (None = model default), for `Generator` checks."""
@@ -113,6 +114,8 @@ class Job:
                 "seed": self.seed, **self.resolved(facts.decoding), "format": self.format,
                 "side_by_side": self.side_by_side, "stride": self.stride or 1, "fps": self.fps,
                 "start": self.start or 0}
+        if self.replace_condition_pixels:  # only when on, so reports written before the key stay valid
+            data["replace_condition_pixels"] = True
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -220,7 +223,7 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
 
     # input video and the options for reading it
     source = record.get("input")
-    reading = [k for k in ("stride", "fps", "start") if record.get(k) is not None]
+    reading = [k for k in ("stride", "fps", "start", "replace_condition_pixels") if record.get(k) is not None]
     if entry["needs_video"]:
         if source is None:
             raise JobError(f"task {spec.name!r} needs an input video: add \"input\": \"path/to/video\" "
@@ -237,6 +240,10 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
         fields["fps"] = None if fps is None else _checked(limits.check_positive, "fps", fps, *limits.FPS_RANGE)
         if fields["stride"] is not None and fields["fps"] is not None:
             raise JobError("give stride (every n-th frame) or fps (resample in time), not both")
+        keep = record.get("replace_condition_pixels", False)
+        if not isinstance(keep, bool):
+            raise JobError(f"replace_condition_pixels must be true or false, got {keep!r}")
+        fields["replace_condition_pixels"] = keep
     else:
         if source is not None:
             generating = [n for n, t in facts.tasks.items() if not t["needs_video"]]

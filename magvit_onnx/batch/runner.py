@@ -181,6 +181,7 @@ class Runner:
 
     def _run_group(self, jobs: list[Job]) -> bool:
         from magvit_onnx import video as videoio
+        from magvit_onnx.runtime import tasks as task_registry
 
         if self.stop.is_set():
             return True  # interrupted before this group started: its jobs stay pending for a rerun
@@ -197,9 +198,14 @@ class Runner:
                 continue
             try:
                 clip = videoio.read_video(job.input, num_frames=frames, size=(height, width),
-                                          stride=job.stride or 1, fps=job.fps, start=job.start or 0)
+                                          stride=job.stride or 1, fps=job.fps, start=job.start or 0,
+                                          min_frames=task_registry.frames_needed(job.task, frames))
             except Exception as e:  # noqa: BLE001 - one job's bad input must not stop the others
-                self.fail(job, e, doing="read", seconds={"read": round(time.monotonic() - started, 4)})
+                error = describe(e, "read")
+                if isinstance(e, videoio.TooFewFrames):
+                    error += (f"; the model reads {frames}-frame clips (only frame prediction, FP and CFP, "
+                              "reads just the first frame and takes shorter videos or a still image)")
+                self.fail(job, error, seconds={"read": round(time.monotonic() - started, 4)})
                 all_ok = False
                 continue
             ready.append(job)
@@ -245,6 +251,9 @@ class Runner:
             videos = panels = None
             if job.format != "npy":
                 videos = self.generator.decode(tokens)  # per job, as Generator.generate decodes
+                if job.replace_condition_pixels:
+                    inputs = np.repeat(clip[None], len(videos), axis=0)
+                    videos = task_registry.replace_condition_pixels(videos, job.task, inputs, self.facts.latent_shape)
                 if job.side_by_side:
                     if clip is None:
                         blank = np.zeros_like(videos[0])
@@ -359,7 +368,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
                 generator = Generator(facts.folder, providers)
     except (ArtifactError, ProviderError) as e:
         report.close()
-        raise RunError(str(e)) from None
+        raise RunError(e.command_line() if isinstance(e, ProviderError) else str(e)) from None
     except OSError as e:
         report.close()
         raise RunError(f"JOBS {jobs_path}: cannot read ({e.strerror or e})", exit_code=2) from None
