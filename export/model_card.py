@@ -6,6 +6,8 @@ manifest (`magvit-onnx info`, `Generator.classes`, the batch jobs) can print the
 """
 from __future__ import annotations
 
+import json
+
 from magvit_onnx import synthetic
 from magvit_onnx.models.config import MagvitConfig
 
@@ -22,7 +24,10 @@ LIMITS = {
 def class_entries(config: MagvitConfig, metadata: dict[str, str]) -> list[dict]:
     """[{'id': 0, 'name': ...}, ...]; names where the training data is known (else None)."""
     names: tuple[str | None, ...] = (None,) * config.num_classes
-    if metadata.get("data") == "synthetic" and config.num_classes == synthetic.NUM_CLASSES:
+    recorded = json.loads(metadata["class_names"]) if "class_names" in metadata else None
+    if recorded is not None and len(recorded) == config.num_classes:
+        names = tuple(recorded)  # train_transformer.py records the names of its labelled data
+    elif metadata.get("data") == "synthetic" and config.num_classes == synthetic.NUM_CLASSES:
         names = synthetic.CLASS_NAMES
     return [{"id": i, "name": name} for i, name in enumerate(names)]
 
@@ -38,5 +43,5 @@ def model_card(config: MagvitConfig, weights: dict, metadata: dict[str, str]) ->
                        f"{'x'.join(map(str, config.vq.video_shape))} clips) trained on "
                        f"{'our synthetic video set' if data == 'synthetic' else data or 'data not recorded'}",
             "data": DATA.get(data, data),
-            "training": {key: value for key, value in metadata.items() if key != "magvit_config"},
+            "training": {key: metadata[key] for key in sorted(metadata) if key not in ("magvit_config", "class_names")},
             "limits": LIMITS.get(data)}

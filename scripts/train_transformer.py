@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -282,7 +283,8 @@ def main(argv=None):
         save_weights(args.out / "model.safetensors", config, {"vq": vq, "transformer": transformer},
                      metadata={"step": str(step), "data": args.data, "tokenizer": args.tokenizer.name,
                                "task_weights": ",".join(f"{n}={w:g}" for n, w in zip(config.tasks, weights)),
-                               "fp_cond_frames": ",".join(map(str, fp_cond_frames))})
+                               "fp_cond_frames": ",".join(map(str, fp_cond_frames)),
+                               "class_names": json.dumps(list(labelled.class_names) if labelled else [])})
 
     def evaluate() -> dict[str, float]:
         """Validation token loss per task at the same fixed masking every time."""
