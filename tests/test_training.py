@@ -126,3 +126,47 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert g.generate("CG", class_id=3, seed=0, steps=2).shape == (1, 16, 64, 64, 3)
 
 
+
+
+def test_a_planted_training_state_is_refused_not_run(tmp_path):
+    """Issue 19 item 4: resume reads OUT/state.pt with weights_only=True; a pickle that would
+    run code on load is refused with one line, and the code does not run."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Planted:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    out = tmp_path / "tok"
+    out.mkdir()
+    (out / "state.pt").write_bytes(pickle.dumps({"step": Planted()}))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_tokenizer.py"), "--out", str(out),
+                             "--steps", "1"], capture_output=True, text=True)
+    assert result.returncode != 0 and "not a training state this script wrote" in result.stderr
+    assert "Traceback" not in result.stderr and not marker.exists()
+
+
+def test_transformer_on_videos_without_labels_leaves_out_class_tasks(tmp_path):
+    """Issue 19 item 16: a folder without class sub-folders trains the other tasks (with a
+    notice) instead of crashing at the first class-conditional step; validation files are
+    held out from training."""
+    from magvit_onnx.models.config import get_config
+    from magvit_onnx.models.data import FileSource
+    from magvit_onnx.video import write_mp4
+
+    ramp = np.linspace(0, 255, 80, dtype=np.uint8)
+    (tmp_path / "videos").mkdir()
+    for i in range(3):
+        write_mp4(tmp_path / "videos" / f"v{i}.mp4", np.stack(
+            [np.roll(np.tile(ramp[None, :, None], (64, 1, 3)), 2 * t + 7 * i, axis=1) for t in range(16)]))
+    train, val = (FileSource(tmp_path / "videos", (16, 64, 64), split) for split in ("train", "val"))
+    assert len(val.files) == 1 and not set(val.files) & set(train.files)
+    config = get_config("tiny")
+    save_weights(tmp_path / "tok.safetensors", config, {"vq": VQVAE(config.vq)})
+    out = run("train_transformer.py", "--tokenizer", tmp_path / "tok.safetensors", "--data", tmp_path / "videos",
+              "--out", tmp_path / "tr", "--pool", 2, "--val-pool", 2, "--steps", 3, "--batch-size", 1,
+              "--task-weights", "FP=1", "--eval-every", 3)
+    assert "training without the class-conditional tasks full_generation, frame_prediction_c" in out
+    assert "val_loss" in out and "val_full_generation" not in (tmp_path / "tr" / "metrics.jsonl").read_text()
