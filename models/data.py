@@ -355,8 +355,11 @@ def batches(source: Source, batch: int, *, rank: int = 0, world: int = 1, accumu
     """Micro-batches (uint8 clips [b, T, H, W, 3] tensor, labels [b], skipped) of this rank, in
     order, decoded / rendered in `workers` DataLoader processes (0 = in this process)."""
     sampler = IndexSampler(batch, rank, world, accumulation, start_step)
+    # Workers are spawned, not forked: a fork of a process whose thread pools (torch, ONNX
+    # Runtime, FFmpeg) are running can deadlock in the child.
     loader = DataLoader(source, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate,
-                        persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
+                        persistent_workers=workers > 0, prefetch_factor=2 if workers else None,
+                        multiprocessing_context="spawn" if workers else None)
     return iter(loader)
 
 
