@@ -418,9 +418,11 @@ def test_bad_start_or_fps_is_refused_before_decoding(tmp_path, media, gen, monke
 
     monkeypatch.setattr(video, "_pick_by_stride", decoded)
     monkeypatch.setattr(video, "_pick_by_fps", decoded)
-    with pytest.raises(video.VideoError, match="too few frames: the video has 12"):
+    with pytest.raises(video.VideoError, match=r"too few frames: start=100 is past the end of the video \(12 frames\)"):
         video.read_video(media / "clip.mp4", num_frames=8, size=(32, 32), start=100)
-    with pytest.raises(video.VideoError, match="too short: num_frames=8 at fps=0.01"):
+    with pytest.raises(video.VideoError, match="too few frames: the video has 12, but 8 frames with stride=2"):
+        video.read_video(media / "clip.mp4", num_frames=8, size=(32, 32), stride=2)
+    with pytest.raises(video.VideoError, match="too short: 8 frames at fps=0.01"):
         video.read_video(media / "clip.mp4", num_frames=8, size=(32, 32), fps=0.01)
 
 
