@@ -354,7 +354,8 @@ def test_finished_null_and_clock_skew_between_report_files(tmp_path, media, gen)
 
 
 def _start(command, out, signals, env):
-    """Start a run, send `signals` (0.3 s apart) once its first job is in the report."""
+    """Start a run, send `signals` (0.3 s apart) once its first job is in the report (a second
+    signal may come while the run finishes, or after it has stopped)."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while process.poll() is None and not (out.exists() and any(r["status"] == "ok" for r in rows(out))):
         time.sleep(0.002)

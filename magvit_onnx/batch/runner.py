@@ -322,7 +322,9 @@ def check_no_other_shard_count(out: Path, count: int) -> None:
 @contextlib.contextmanager
 def stop_on_signals(runner: "Runner") -> Iterator[None]:
     """While running: SIGINT (Ctrl-C) and SIGTERM (Slurm, Kubernetes) start no further job; the
-    jobs being generated finish and get their report lines. Only the main thread can install
+    jobs being generated finish and get their report lines. Once a signal stopped the run,
+    repeated ones stay ignored (the process is finishing: a second Ctrl-C must not cut off
+    its summary); otherwise the previous handlers come back. Only the main thread can install
     handlers; elsewhere (a library caller's thread) nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -334,7 +336,7 @@ def stop_on_signals(runner: "Runner") -> Iterator[None]:
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            signal.signal(s, signal.SIG_IGN if runner.interrupted else handler)
 
 
 def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None, providers="cpu",
