@@ -126,6 +126,8 @@ def read_video(
         raise VideoError(f"{path}: no such file")
     if not path.is_file():
         raise VideoError(f"{path}: not a file; give the path of a video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: the file is empty (0 bytes); give a video file")
     try:
         file = open(path, "rb")
     except OSError as error:
