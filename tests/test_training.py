@@ -109,7 +109,7 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert meta["stored_dtype"] == "float16" and meta["hours"] == "0.1" and meta["step"] == "2"
     assert meta["decoder_finetune_step"] == "2"
     stored = load_file(str(shipped / "weights.safetensors"))
-    assert all(torch.equal(stored[k], tuned[k].half()) for k in tuned)
+    assert all(torch.equal(stored[k], tuned[k].half()) for k in tuned if k.startswith("vq."))
     mixed = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_default_model.py"), "--weights",
                             tr / "model.safetensors", "--tokenizer", full / "tokenizer.safetensors", "--out",
                             tmp_path / "mixed"], capture_output=True, text=True)
