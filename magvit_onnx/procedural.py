@@ -256,6 +256,15 @@ def load_photos(paths: Sequence[str | Path]) -> list[np.ndarray]:
     return photos
 
 
+def area_downscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """image [h, w, C] shrunk by an integer `factor`: each factor x factor block becomes its mean
+    (float; the edge rows and columns that do not fill a block are dropped)."""
+    if factor <= 1:
+        return image
+    h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
+    return image[:h, :w].reshape(h // factor, factor, w // factor, factor, image.shape[2]).mean((1, 3))
+
+
 def _sample_photo(photo: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Bilinear samples [..., 3] of `photo` (float [h, w, 3]) at relative coordinates x, y in
     [0, 1] (outside: mirrored back in)."""
@@ -282,10 +291,8 @@ def photo_moves(seed: int, photos: Sequence[np.ndarray], frames: int = 16,
         photo = photo[:, ::-1]
     # The view: its height as a share of the photo's, between a close-up and (nearly) all of it.
     view = rng.uniform(0.12, 0.9) * min(1.0, photo.shape[1] / photo.shape[0] * height / width)
-    factor = int(view * photo.shape[0] / height)  # photo pixels per output pixel
-    if factor > 1:  # area-average first, as a video scaler would, instead of aliasing
-        ph, pw = photo.shape[0] // factor * factor, photo.shape[1] // factor * factor
-        photo = photo[:ph, :pw].reshape(ph // factor, factor, pw // factor, factor, 3).mean((1, 3))
+    # Area-average first (photo pixels per output pixel), as a video scaler would, instead of aliasing.
+    photo = area_downscale(photo, int(view * photo.shape[0] / height))
     ph, pw = photo.shape[:2]
     camera = _camera(rng, frames)
     camera["centre"] *= view * 2  # camera speeds are relative to what the view shows

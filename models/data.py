@@ -235,8 +235,7 @@ class ImageFiles(FileSource):
         factor = min(image.shape[0] // height, image.shape[1] // width)
         if factor > 1:  # scale towards the model's size by area averaging, keeping some zoom variety
             factor = int(rng.integers(1, factor + 1)) if self.split == "train" else factor
-            h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
-            image = image[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).mean((1, 3)).astype(np.uint8)
+            image = procedural.area_downscale(image, factor).astype(np.uint8)
         return crop_and_flip(image[None], (height, width), rng if self.split == "train" else None)
 
 
