@@ -438,7 +438,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
 
 
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction = 8) -> None:
-    """Write uint8 [T, H, W, 3] `frames` as an H.264 (libx264, yuv420p, CRF 18) MP4.
+    """Write uint8 [T, H, W, 3] `frames` as an H.264 (libx264, yuv420p, CRF 18, one thread) MP4.
 
     An odd height or width is padded to even by repeating the last row or column.
     If libx264 is missing, the next encoder of MP4_ENCODERS that PyAV has is used
@@ -453,7 +453,9 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     with atomic_file(path) as file, _encoder_errors(path, codec):
         with av.open(file, "w", format="mp4") as container:
-            options = {} if codec == "mpeg4" else {"crf": "18"}
+            # One encoder thread: x264's output depends on its thread count (which follows the
+            # CPUs a process sees), and the batch report's sha256 must not depend on the machine.
+            options = {"threads": "1"} if codec == "mpeg4" else {"crf": "18", "threads": "1"}
             stream = container.add_stream(codec, rate=rate, options=options)
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = pix_fmt
