@@ -453,9 +453,13 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     with atomic_file(path) as file, _encoder_errors(path, codec):
         with av.open(file, "w", format="mp4") as container:
-            # One encoder thread: x264's output depends on its thread count (which follows the
-            # CPUs a process sees), and the batch report's sha256 must not depend on the machine.
-            options = {"threads": "1"} if codec == "mpeg4" else {"crf": "18", "threads": "1"}
+            # One encoder thread, lookahead included: with its default threads x264's output
+            # depends on the CPUs a process sees and on thread timing (the generic `threads`
+            # option does not reach its lookahead). Even so, x264's bytes are not guaranteed
+            # to repeat from run to run (a process that has loaded torch showed variants that
+            # decode within a mean of 0.5 grey levels of each other); frames and tokens repeat.
+            options = ({"threads": "1"} if codec == "mpeg4" else
+                       {"crf": "18", "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"})
             stream = container.add_stream(codec, rate=rate, options=options)
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = pix_fmt
