@@ -27,6 +27,11 @@ MAX_GUIDANCE = 1e3
 """|guidance_scale| at most this (larger scales overflow float32 logits)."""
 MIN_TOP_P = 1e-6
 """top_p below this rounds towards 0 in float32, which the step graph reads as 'off'."""
+MAX_NUM_FRAMES = 1024
+"""Long frame prediction: frames of one output at most (64x the official 16; a window per
+3 latent frames, each `steps` transformer calls)."""
+MAX_PANORAMA_FACTOR = 16
+"""Panoramas: width (height) at most this many times the model's."""
 MAX_STRIDE = 10_000
 """Input reading: every stride-th frame, stride at most this."""
 MAX_START = 10_000_000

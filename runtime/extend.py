@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from magvit_onnx.runtime import tasks
 from magvit_onnx.runtime.seeding import random_source
 
 
@@ -71,20 +72,21 @@ def panorama_windows(size: int, window: int) -> list[tuple[int, int, int]]:
 # ----------------------------------------------------------------------------- generation
 
 def frame_prediction_tokens(pipeline, task: str, video: np.ndarray, class_ids=None, *, num_frames: int,
-                            num_videos: int = 1, seed=None, cond_frames: int = 1, cond_latent_frames: int = 1,
-                            cond_padding: str = "edge", **decoding) -> np.ndarray:
+                            num_videos: int = 1, seed=None, condition: dict | None = None,
+                            **decoding) -> np.ndarray:
     """Frame prediction (FP or CFP) continued to `num_frames` pixel frames: tokens
     [R, ceil(num_frames / frames per latent frame), h, w]. Window 0 is exactly
-    `generate_tokens(task, video, cond_frames=..., ...)`; every later window is conditioned
-    on the last `cond_latent_frames` latent frames generated."""
+    `generate_tokens(task, video, **condition, ...)` (`condition`: the task's overrides,
+    e.g. cond_frames); every later window is conditioned on the last `cond_latent_frames`
+    latent frames generated."""
     lt = pipeline.latent_shape[0]
     per_latent = pipeline.video_shape[0] // lt
+    condition = condition or {}
+    context = {**tasks.get_task(task).defaults, **condition}["cond_latent_frames"]
     rng = random_source(seed, num_videos)
-    cond, mask, class_rows = pipeline.condition_tokens(task, video, class_ids, num_videos, cond_frames=cond_frames,
-                                                       cond_latent_frames=cond_latent_frames,
-                                                       cond_padding=cond_padding)
+    cond, mask, class_rows = pipeline.condition_tokens(task, video, class_ids, num_videos, **condition)
     out = pipeline.complete(task, cond, mask, class_rows, rng, **decoding)
-    for start, known in frame_windows(-(-num_frames // per_latent), lt, cond_latent_frames)[1:]:
+    for start, known in frame_windows(-(-num_frames // per_latent), lt, context)[1:]:
         window = np.zeros_like(out[:, :lt])
         window[:, :known] = out[:, start:start + known]
         mask = np.zeros((len(out), lt, 1, 1), bool)
