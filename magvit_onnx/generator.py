@@ -114,6 +114,8 @@ class Generator:
             raise ValueError("replace_condition_pixels applies to model-sized outputs only; leave it off with "
                              + (", ".join(extents) if extents else "key images"))
         output = self._decode(self.generate_tokens(task, video, class_id, **settings))
+        if settings.get("num_frames") is not None:  # the tokens cover whole latent frames
+            output = output[:, :settings["num_frames"]]
         if replace_condition_pixels:  # both uint8: a uint8 input is kept bit for bit
             overrides = {k: v for k, v in settings.items() if k in spec.defaults}
             known = self._video(video, task_registry.frames_needed(spec.name, self.video_shape[0], **overrides))

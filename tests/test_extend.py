@@ -1,0 +1,224 @@
+"""Beyond one model-sized clip (issue: long videos, stop motion and panoramas): window plans,
+blended decoding, parity with the PyTorch reference, the Generator's checks, and seams on
+the shipped default model."""
+import numpy as np
+import pytest
+
+from helpers import run_without_torch, small_config
+from magvit_onnx import Generator
+from magvit_onnx.export.exporter import seeded_random_models
+from magvit_onnx.export.reference import reference_pipeline
+from magvit_onnx.paths import default_artifacts
+from magvit_onnx.runtime import extend
+from magvit_onnx.runtime.pipeline import Pipeline
+
+
+# ----------------------------------------------------------------------------- plans
+
+def test_frame_windows_overlap_by_the_context():
+    # 16 latent frames, windows of 4 keeping 1: 4 + 3 + 3 + 3 + 3 = 16
+    assert extend.frame_windows(16, 4, 1) == [(0, 0), (3, 1), (6, 1), (9, 1), (12, 1)]
+    # 12 with a context of 2: the last window is moved back to end at 12 and knows 3 frames
+    assert extend.frame_windows(11, 4, 2) == [(0, 0), (2, 2), (4, 2), (6, 2), (7, 3)]
+    assert extend.frame_windows(4, 4, 1) == [(0, 0)]
+
+
+def test_panorama_windows_alternate_and_cover_the_canvas():
+    plan = extend.panorama_windows(48, 16)  # the input at 16..31
+    assert plan == [(24, 0, 8), (8, 8, 16), (32, 0, 8), (0, 8, 16)]
+    known = np.zeros(48, bool)
+    known[16:32] = True
+    for start, lo, hi in plan:  # every window's known part is known, and it fills the rest
+        assert known[start + lo: start + hi].all() and not known[start:start + 16][:lo].any()
+        known[start:start + 16] = True
+    assert known.all()
+    assert extend.panorama_windows(20, 16) == [(4, 0, 14), (0, 2, 16)]
+
+
+def test_window_starts_cover_the_axis_half_a_window_apart():
+    assert extend.window_starts(4, 4) == [0]
+    assert extend.window_starts(16, 4) == [0, 2, 4, 6, 8, 10, 12]
+    assert extend.window_starts(7, 4) == [0, 2, 3]
+
+
+def test_blended_decoding_is_a_partition_of_unity():
+    """Windows that each decode to a constant give that constant back: the triangular
+    weights of overlapping windows are normalised everywhere (a seam would show as a
+    wrong value where windows meet)."""
+    def fake(tokens):  # 4 pixels per token in t, h and w; value = the window's first token
+        return np.broadcast_to(tokens[:, :1, :1, :1, None].astype(np.float32),
+                               (len(tokens), 4 * tokens.shape[1], 4 * tokens.shape[2], 4 * tokens.shape[3], 3))
+    tokens = np.full((2, 9, 4, 11), 7)
+    out = extend.decode(fake, tokens, (4, 4, 4))
+    assert out.shape == (2, 36, 16, 44, 3)
+    np.testing.assert_allclose(out, 7.0, rtol=1e-6)
+    model_sized = np.arange(2 * 4 * 4 * 4).reshape(2, 4, 4, 4)
+    np.testing.assert_array_equal(extend.decode(fake, model_sized, (4, 4, 4)), fake(model_sized))
+
+
+# ----------------------------------------------------------------------------- parity (small model)
+
+@pytest.fixture(scope="module")
+def pipelines(small_artifacts):
+    config = small_config()
+    vq, transformer = seeded_random_models(config, seed=0)
+    return Pipeline.from_artifacts(small_artifacts(0), providers="cpu"), reference_pipeline(config, vq, transformer)
+
+
+def clips(batch=1, frames=8, seed=0):
+    return np.random.default_rng(seed).random((batch, frames, 32, 32, 3), dtype=np.float32)
+
+
+LONG_TASKS = {
+    "long frame prediction": lambda p: extend.frame_prediction_tokens(p, "frame_prediction", clips(2), num_frames=28,
+                                                                      seed=[4, 5], steps=3),
+    "long class frame prediction": lambda p: extend.frame_prediction_tokens(
+        p, "frame_prediction_c", clips(), [3], num_frames=17, seed=1, steps=3, num_videos=2, guidance_scale=1.5),
+    "stop motion": lambda p: extend.interpolation_tokens(p, clips(frames=4), seed=2, steps=3),
+    "panorama": lambda p: extend.panorama_tokens(p, "outpainting_v", clips(), axis=2, size=11, seed=3, steps=3),
+    "tall panorama": lambda p: extend.panorama_tokens(p, "outpainting_h", clips(), axis=1, size=8, seed=3, steps=3),
+}
+
+
+@pytest.mark.parametrize("name", LONG_TASKS)
+def test_long_tasks_token_identical_to_the_reference(pipelines, name):
+    """Every window is the short tasks' transformer call (`Pipeline.complete`) with the same
+    random source, conditioned in tokens: ONNX Runtime and the PyTorch reference agree
+    token for token, as for the short tasks."""
+    ours, ref = pipelines
+    a, b = LONG_TASKS[name](ours), LONG_TASKS[name](ref)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape[1:] != ours.latent_shape  # a grid beyond one window was generated
+
+
+def test_long_tasks_start_with_the_short_call(pipelines):
+    """num_frames = T is the ordinary call; a longer one keeps its first window; two key
+    images are the official interpolation of the clip they start and end."""
+    p = pipelines[0]
+    video = clips()
+    short = p.generate_tokens("frame_prediction", video, seed=9, steps=3, cond_frames=2)
+    same = extend.frame_prediction_tokens(p, "frame_prediction", video, num_frames=8, seed=9, steps=3,
+                                          condition={"cond_frames": 2})
+    longer = extend.frame_prediction_tokens(p, "frame_prediction", video, num_frames=20, seed=9, steps=3,
+                                            condition={"cond_frames": 2})
+    np.testing.assert_array_equal(same, short)
+    np.testing.assert_array_equal(longer[:, :2], short)
+    assert longer.shape == (1, 5, 4, 4)
+    keys = video[:, [0, 7]]
+    np.testing.assert_array_equal(extend.interpolation_tokens(p, keys, seed=9, steps=3),
+                                  p.generate_tokens("frame_interpolation", video, seed=9, steps=3))
+
+
+def test_panorama_keeps_the_input_tokens(pipelines):
+    p = pipelines[0]
+    video = clips()
+    wide = extend.panorama_tokens(p, "outpainting_v", video, axis=2, size=12, seed=0, steps=3)
+    np.testing.assert_array_equal(wide[:, :, :, 4:8], p.encode(video))
+
+
+# ----------------------------------------------------------------------------- Generator
+
+@pytest.fixture(scope="module")
+def gen(small_artifacts):
+    return Generator(small_artifacts(0))
+
+
+def test_generator_outputs_and_batching(gen):
+    video = (clips(2) * 255).astype(np.uint8)
+    long = gen.generate("FP", video, num_frames=22, seed=[1, 2], steps=2)
+    assert long.shape == (2, 22, 32, 32, 3)
+    np.testing.assert_array_equal(gen.generate_tokens("FP", video, num_frames=22, seed=[1, 2], steps=2)[1:],
+                                  gen.generate_tokens("FP", video[1:], num_frames=22, seed=[2], steps=2))
+    assert gen.generate("FI", video[:, :3], seed=0, steps=2).shape == (2, 16, 32, 32, 3)  # 3 keys, 2 x 8
+    assert gen.generate("OPV", video[0], width=48, seed=0, steps=2, num_videos=2).shape == (2, 8, 32, 48, 3)
+    assert gen.generate("OPH", video[0], height=40, seed=0, steps=2).shape == (1, 8, 40, 32, 3)
+    # the model's own size is the ordinary task
+    np.testing.assert_array_equal(gen.generate("OPV", video[0], width=32, seed=0, steps=2),
+                                  gen.generate("OPV", video[0], seed=0, steps=2))
+    assert gen.decode(gen.generate_tokens("FP", video[0], num_frames=16, seed=0, steps=2)).shape == (1, 16, 32, 32, 3)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda g, v: g.generate("FP", v, num_frames=4), r"num_frames must be an integer >= 8, got 4 \(valid: 8 .. 1024\)"),
+    (lambda g, v: g.generate("FP", v, num_frames=20.0), "num_frames must be an integer"),
+    (lambda g, v: g.generate("FP", v, num_frames=5000), r"valid: 8 .. 1024"),
+    (lambda g, v: g.generate("FI", v, num_frames=16), "num_frames applies to frame_prediction and frame_prediction_c"),
+    (lambda g, v: g.generate("CG", class_id=1, num_frames=16), "num_frames applies to frame_prediction"),
+    (lambda g, v: g.generate("OPV", v, width=34), r"width must be a multiple of 8 \(pixels per token\), got 34"),
+    (lambda g, v: g.generate("OPV", v, width=16), r"width must be an integer >= 32, got 16 \(valid: 32 .. 512\)"),
+    (lambda g, v: g.generate("OPH", v, width=64), "width applies to outpainting_v only"),
+    (lambda g, v: g.generate("OPV", v, height=64), "height applies to outpainting_h only"),
+    (lambda g, v: g.generate("OPV", v, width=64, cond_padding="constant"), "width takes no"),
+    (lambda g, v: g.generate("FI", v[:, :3], cond_frames=1), "key images take no"),
+    (lambda g, v: g.generate("FI", v[:, :1]), "and key images for frame interpolation"),
+    (lambda g, v: g.generate("FP", v, num_frames=16, replace_condition_pixels=True), "leave it off with num_frames"),
+    (lambda g, v: g.generate("FI", v[:, :3], replace_condition_pixels=True), "leave it off with key images"),
+    (lambda g, v: g.decode(np.zeros((1, 2, 4, 1000), np.int64)), r"up to 256, 64, 64"),
+])
+def test_bad_extents_are_named(gen, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(gen, clips())
+
+
+def test_long_tasks_run_without_torch(small_artifacts):
+    code = f"""
+import sys, numpy as np, magvit_onnx
+g = magvit_onnx.Generator({str(small_artifacts(0))!r})
+video = np.zeros((8, 32, 32, 3), np.uint8)
+print(g.generate("FP", video[:1], num_frames=32, seed=0, steps=2).shape)
+print(g.generate("FI", video[[0, 7]], seed=0, steps=2).shape)
+print(g.generate("OPV", video, width=96, seed=0, steps=2).shape)
+assert "torch" not in sys.modules
+"""
+    result = run_without_torch(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:3] == ["(1, 32, 32, 32, 3)", "(1, 8, 32, 32, 3)", "(1, 8, 32, 96, 3)"]
+
+
+# ----------------------------------------------------------------------------- seams (default model)
+
+@pytest.fixture(scope="module")
+def default_generator():
+    return Generator(default_artifacts(), intra_op_num_threads=1)
+
+
+def demo_inputs(generator, count):
+    from magvit_onnx.demo import demo_clips
+    return demo_clips(count, generator.video_shape)[0]
+
+
+def changes(video: np.ndarray, axis: int) -> np.ndarray:
+    """Mean absolute change between neighbouring frames (axis 1) or columns (axis 3) of uint8 video."""
+    other = tuple(a for a in range(video.ndim) if a != axis)
+    return np.abs(np.diff(video.astype(np.float32) / 255, axis=axis)).mean(axis=other)
+
+
+def test_window_seams_of_long_frame_prediction_are_not_jumps(default_generator):
+    """At the frame where a window's new frames begin, the frame-to-frame change is at most
+    the largest change between frames inside windows: windows join without a jump. (Each
+    window decoded alone and its new frames appended, the seams were 1.5-10x that.)"""
+    g = default_generator
+    frames, latent = g.video_shape[0], g.manifest["latent_shape"][0]
+    per_latent = frames // latent
+    for i, clip in enumerate(demo_inputs(g, 2)):
+        video = g.generate("FP", clip, num_frames=3 * frames, seed=i)
+        plan = extend.frame_windows(3 * latent, latent, 1)
+        seams = [per_latent * (start + known) - 1 for start, known in plan[1:]]
+        d = changes(video, 1)
+        assert np.max(d[seams]) <= np.max(np.delete(d, seams)), (d[seams], np.delete(d, seams).max())
+
+
+def test_panorama_seams_are_not_jumps(default_generator):
+    """The same for a 3x wide panorama: the change between neighbouring columns where a
+    window's new columns begin is at most the largest change inside windows' new parts."""
+    g = default_generator
+    width, latent_w = g.video_shape[2], g.manifest["latent_shape"][2]
+    per_token = width // latent_w
+    clip = demo_inputs(g, 1)[0]
+    video = g.generate("OPV", clip, width=3 * width, seed=0)
+    seams = []
+    for start, lo, hi in extend.panorama_windows(3 * latent_w, latent_w):
+        edge = start + hi if lo == 0 else start + lo  # first new column (right) / last new one (left)
+        seams.append(per_token * edge - 1)
+    d = changes(video, 3)
+    assert np.max(d[seams]) <= np.max(np.delete(d, seams)), (d[seams], np.delete(d, seams).max())
