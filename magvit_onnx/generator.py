@@ -211,29 +211,8 @@ class Generator:
         return spec
 
     def _extent(self, spec, num_frames, width, height) -> tuple[str, int] | None:
-        """The one of num_frames / width / height that asks for more than the model's size, as
-        (name, value); None when all are unset or equal the model's (the ordinary task)."""
-        frames, rows, cols = self.video_shape
-        latent = self.manifest["latent_shape"]
-        given = {k: v for k, v in (("num_frames", num_frames), ("width", width), ("height", height)) if v is not None}
-        serving = {"num_frames": [n for n in self.tasks if task_registry.get_task(n).kind == "frame_prediction"],
-                   "width": ["outpainting_v"], "height": ["outpainting_h"]}
-        for name, value in given.items():
-            if spec.name not in serving[name]:
-                raise ValueError(f"{name} applies to {' and '.join(serving[name]) or 'no task of this model'} only "
-                                 f"(task {spec.name!r} makes {frames}x{rows}x{cols} clips)")
-        if "num_frames" in given:
-            size, axis = limits.check_integer("num_frames", given["num_frames"], frames, limits.MAX_NUM_FRAMES), 0
-        elif given:
-            (name, value), = given.items()
-            axis = 2 if name == "width" else 1
-            step, model = self.video_shape[axis] // latent[axis], self.video_shape[axis]
-            size = limits.check_integer(name, value, model, limits.MAX_PANORAMA_FACTOR * model)
-            if size % step:
-                raise ValueError(f"{name} must be a multiple of {step} (pixels per token), got {size}")
-        else:
-            return None
-        return None if size == self.video_shape[axis] else (next(iter(given)), size)
+        return limits.check_extent(spec.name, self.tasks, self.video_shape, self.manifest["latent_shape"],
+                                   num_frames=num_frames, width=width, height=height)
 
     def _key_frames(self, spec, video) -> bool:
         """Whether `video` is a sequence of key images for frame interpolation (2 .. T-1 frames)."""
