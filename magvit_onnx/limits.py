@@ -151,8 +151,9 @@ def check_extent(task: str, served: list[str], video_shape, latent_shape, *, num
     if name == "num_frames":
         size = check_integer(name, value, model, MAX_NUM_FRAMES)
     else:
-        size = check_integer(name, value, model, MAX_PANORAMA_FACTOR * model)
-        if size % (model // latent_shape[axis]):
-            raise ValueError(f"{name} must be a multiple of {model // latent_shape[axis]} (pixels per token), "
-                             f"got {size}")
+        step = model // latent_shape[axis]
+        if not is_integer(value) or not model <= value <= MAX_PANORAMA_FACTOR * model or value % step:
+            raise ValueError(f"{name} must be a multiple of {step} (pixels per token) in {model} .. "
+                             f"{MAX_PANORAMA_FACTOR * model}, got {shown(value)}")
+        size = int(value)
     return None if size == model else (name, size)

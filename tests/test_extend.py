@@ -144,8 +144,9 @@ def test_generator_outputs_and_batching(gen):
     (lambda g, v: g.generate("FP", v, num_frames=5000), r"valid: 8 .. 1024"),
     (lambda g, v: g.generate("FI", v, num_frames=16), "num_frames applies to frame_prediction and frame_prediction_c"),
     (lambda g, v: g.generate("CG", class_id=1, num_frames=16), "num_frames applies to frame_prediction"),
-    (lambda g, v: g.generate("OPV", v, width=34), r"width must be a multiple of 8 \(pixels per token\), got 34"),
-    (lambda g, v: g.generate("OPV", v, width=16), r"width must be an integer >= 32, got 16 \(valid: 32 .. 512\)"),
+    (lambda g, v: g.generate("OPV", v, width=34), r"width must be a multiple of 8 \(pixels per token\) in 32 .. 512"),
+    (lambda g, v: g.generate("OPV", v, width=16), r"width must be a multiple of 8 .* got 16"),
+    (lambda g, v: g.generate("OPH", v, height=64.0), r"height must be a multiple of 8 .* got 64.0"),
     (lambda g, v: g.generate("OPH", v, width=64), "width applies to outpainting_v only"),
     (lambda g, v: g.generate("OPV", v, height=64), "height applies to outpainting_h only"),
     (lambda g, v: g.generate("OPV", v, width=64, cond_padding="constant"), "width takes no"),
@@ -222,3 +223,65 @@ def test_panorama_seams_are_not_jumps(default_generator):
         seams.append(per_token * edge - 1)
     d = changes(video, 3)
     assert np.max(d[seams]) <= np.max(np.delete(d, seams)), (d[seams], np.delete(d, seams).max())
+
+
+# ----------------------------------------------------------------------------- JOBS (magvit-onnx run)
+
+def run_jobs(tmp_path, gen, *lines):
+    import io
+    import json
+
+    from magvit_onnx import batch
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    summary = batch.run(jobs, out, artifacts=gen.artifacts, generator_factory=lambda: gen, log=lambda line: None,
+                        progress=batch.Progress(0, stream=io.StringIO(), tty=False))
+    report = {row["id"]: row for path in batch.report_files(out) for row in batch.read_report(path)}
+    return summary, report, out
+
+
+def test_jobs_make_long_clips_stop_motion_and_panoramas(tmp_path, gen):
+    """num_frames, keys and width in a JOBS file give what the Generator gives."""
+    from magvit_onnx import video as videoio
+
+    frames = (clips(frames=8, seed=5)[0] * 255).astype(np.uint8)
+    videoio.write_gif(tmp_path / "clip.gif", frames)
+    for i in (0, 4, 7):
+        videoio.write_png(tmp_path / f"key{i}.png", frames[i])
+    summary, report, out = run_jobs(
+        tmp_path, gen,
+        {"id": "long", "task": "FP", "input": "clip.gif", "num_frames": 20, "seed": 1, "steps": 2, "format": "npy"},
+        {"id": "long-mp4", "task": "FP", "input": "clip.gif", "num_frames": 20, "seed": 1, "steps": 2},
+        {"id": "stop", "task": "FI", "keys": ["key0.png", "key4.png", "key7.png"], "seed": 2, "steps": 2,
+         "format": "png"},
+        {"id": "wide", "task": "OPV", "input": "clip.gif", "width": 64, "seed": 3, "steps": 2, "format": "npy"})
+    assert summary.ok == 4 and summary.failed == 0, report
+    clip = videoio.read_video(tmp_path / "clip.gif", num_frames=8, size=(32, 32))
+    np.testing.assert_array_equal(np.load(out / "long.npy"),
+                                  gen.generate_tokens("FP", clip, num_frames=20, seed=[1], steps=2))
+    assert videoio.read_video(out / "long-mp4.mp4", num_frames=20, size=(32, 32)).shape == (20, 32, 32, 3)
+    stop = np.stack([videoio.read_video(out / f"stop.f{t:03d}.png", num_frames=1, size=(32, 32))[0]
+                     for t in range(16)])
+    np.testing.assert_array_equal(stop, gen.generate("FI", frames[[0, 4, 7]], seed=[2], steps=2)[0])
+    np.testing.assert_array_equal(np.load(out / "wide.npy"),
+                                  gen.generate_tokens("OPV", clip, width=64, seed=[3], steps=2))
+
+
+@pytest.mark.parametrize("line, text", [
+    ({"task": "FI", "input": "clip.gif", "num_frames": 16}, "num_frames applies to frame_prediction and"),
+    ({"task": "FP", "input": "clip.gif", "num_frames": True}, "num_frames must be an integer >= 8, got True"),
+    ({"task": "OPV", "input": "clip.gif", "width": 60}, "width must be a multiple of 8 (pixels per token) in 32 .. 512, got 60"),
+    ({"task": "FP", "keys": ["a.png", "b.png"]}, "keys (key images) apply to frame_interpolation only"),
+    ({"task": "FI", "keys": ["a.png", "b.png"], "input": "clip.gif"}, "give keys (key images) or input, not both"),
+    ({"task": "FI", "keys": ["a.png"]}, "keys must be a list of 2 .. 7 image paths"),
+    ({"task": "FP", "input": "clip.gif", "num_frames": 16, "side_by_side": True}, "side_by_side shows model-sized"),
+    ({"task": "OPV", "input": "clip.gif", "width": 64, "replace_condition_pixels": True},
+     "replace_condition_pixels applies to model-sized outputs only"),
+    ({"task": "FI", "keys": ["nope.png", "b.png"]}, "nope.png: no such file"),
+])
+def test_bad_extent_jobs_get_one_error_line(tmp_path, gen, line, text):
+    summary, report, out = run_jobs(tmp_path, gen, {"id": "x", "steps": 1, **line})
+    assert summary.failed == 1 and text in report["x"]["error"] and "\n" not in report["x"]["error"], report
+    assert [p.name for p in out.iterdir() if not p.name.startswith("report")] == []
