@@ -285,3 +285,13 @@ def test_bad_extent_jobs_get_one_error_line(tmp_path, gen, line, text):
     summary, report, out = run_jobs(tmp_path, gen, {"id": "x", "steps": 1, **line})
     assert summary.failed == 1 and text in report["x"]["error"] and "\n" not in report["x"]["error"], report
     assert [p.name for p in out.iterdir() if not p.name.startswith("report")] == []
+
+
+def test_demo_writes_a_long_clip_stop_motion_and_a_panorama(tmp_path, gen):
+    from magvit_onnx.extended_demo import write_extended
+
+    summary = write_extended(gen, (clips()[0] * 255).astype(np.uint8), tmp_path, steps=1, log=lambda line: None)
+    assert {k: v["shape"] for k, v in summary.items()} == {
+        "long_frame_prediction": [32, 32, 32, 3], "stop_motion": [16, 32, 32, 3], "panorama": [8, 32, 96, 3]}
+    for name in summary:
+        assert (tmp_path / f"{name}.mp4").stat().st_size > 0 and (tmp_path / f"{name}.gif").stat().st_size > 0
