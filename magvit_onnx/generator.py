@@ -144,7 +144,8 @@ class Generator:
 
         Beyond one model-sized clip (README "Long videos, stop motion and panoramas";
         each costs (windows) x steps transformer calls, `runtime/extend.py`):
-        num_frames: frame prediction (FP, CFP) continued to this many frames (T .. MAX_NUM_FRAMES).
+        num_frames: frame prediction (FP, CFP) continued to this many frames (T .. MAX_NUM_FRAMES);
+        the tokens cover whole latent frames (`generate` cuts the video to num_frames).
         key images: frame interpolation (FI) of a video with 2 .. T-1 frames generates the
         frames between each consecutive pair: (K - 1) * T frames from K key images.
         width / height: a panorama of this many pixels (a multiple of the model's pixels per
@@ -229,7 +230,9 @@ class Generator:
         frames, height, width = self.video_shape
         low = frames if min_frames is None else min_frames
         expected = f"[B, {', '.join(map(str, self.video_shape))}, 3] (or without B)"
-        if low < frames:
+        if not pad:
+            expected += f"; key images: T may be {low}..{frames - 1}"
+        elif low < frames:
             expected += f"; this task reads only the first {low}, so T may be {low}..{frames}"
         if video.ndim == 4:
             video = video[None]

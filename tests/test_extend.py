@@ -295,3 +295,8 @@ def test_demo_writes_a_long_clip_stop_motion_and_a_panorama(tmp_path, gen):
         "long_frame_prediction": [32, 32, 32, 3], "stop_motion": [16, 32, 32, 3], "panorama": [8, 32, 96, 3]}
     for name in summary:
         assert (tmp_path / f"{name}.mp4").stat().st_size > 0 and (tmp_path / f"{name}.gif").stat().st_size > 0
+
+
+def test_key_images_of_the_wrong_size_are_named(gen):
+    with pytest.raises(ValueError, match=r"key images: T may be 2..7, got \(1, 3, 16, 16, 3\)"):
+        gen.generate("FI", np.zeros((1, 3, 16, 16, 3), np.uint8))
