@@ -197,7 +197,7 @@ def changes(video: np.ndarray, axis: int) -> np.ndarray:
 def test_window_seams_of_long_frame_prediction_are_not_jumps(default_generator):
     """At the frame where a window's new frames begin, the frame-to-frame change is at most
     the largest change between frames inside windows: windows join without a jump. (Each
-    window decoded alone and its new frames appended, the seams were 1.5-10x that.)"""
+    window decoded alone and its new frames appended, the seams were 1.6-5.5x that.)"""
     g = default_generator
     frames, latent = g.video_shape[0], g.manifest["latent_shape"][0]
     per_latent = frames // latent
