@@ -145,7 +145,10 @@ class Generator:
         Beyond one model-sized clip (README "Long videos, stop motion and panoramas";
         each costs (windows) x steps transformer calls, `runtime/extend.py`):
         num_frames: frame prediction (FP, CFP) continued to this many frames (T .. MAX_NUM_FRAMES);
-        the tokens cover whole latent frames (`generate` cuts the video to num_frames).
+        the tokens cover whole latent frames (`generate` cuts the video to num_frames). Each
+        window after the first continues from the last `cond_latent_frames` latent frames, by
+        default as many as the model was trained on (`extend.trained_context`: 2 after
+        --fp-cond-frames 1,5, else 1).
         key images: frame interpolation (FI) of a video with 2 .. T-1 frames generates the
         frames between each consecutive pair: (K - 1) * T frames from K key images.
         width / height: a panorama of this many pixels (a multiple of the model's pixels per
@@ -194,9 +197,11 @@ class Generator:
                 parts.append(extend.interpolation_tokens(self._pipeline, args[1], **kwargs))
             elif extent is None:
                 parts.append(self._pipeline.generate_tokens(*args, classes, **kwargs, **condition_overrides))
-            elif extent[0] == "num_frames":
+            elif extent[0] == "num_frames":  # later windows: the given cond_latent_frames, else what it was trained on
+                context = (condition_overrides["cond_latent_frames"] if "cond_latent_frames" in condition_overrides
+                           else extend.trained_context(self.manifest))
                 parts.append(extend.frame_prediction_tokens(self._pipeline, *args, classes, num_frames=extent[1],
-                                                            condition=condition_overrides, **kwargs))
+                                                            condition=condition_overrides, context=context, **kwargs))
             else:  # a panorama: latent axis 2 (w) for width, 1 (h) for height
                 axis = 2 if extent[0] == "width" else 1
                 size = extent[1] * self.manifest["latent_shape"][axis] // self.video_shape[axis]

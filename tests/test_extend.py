@@ -35,10 +35,11 @@ def test_panorama_windows_alternate_and_cover_the_canvas():
     assert extend.panorama_windows(20, 16) == [(4, 0, 14), (0, 2, 16)]
 
 
-def test_window_starts_cover_the_axis_half_a_window_apart():
+def test_window_starts_cover_the_axis_a_quarter_window_apart():
     assert extend.window_starts(4, 4) == [0]
-    assert extend.window_starts(16, 4) == [0, 2, 4, 6, 8, 10, 12]
-    assert extend.window_starts(7, 4) == [0, 2, 3]
+    assert extend.window_starts(7, 4) == [0, 1, 2, 3]
+    assert extend.window_starts(48, 16) == [0, 4, 8, 12, 16, 20, 24, 28, 32]
+    assert extend.window_starts(23, 16) == [0, 4, 7]
 
 
 def test_blended_decoding_is_a_partition_of_unity():
@@ -224,7 +225,7 @@ def test_window_seams_of_long_frame_prediction_are_not_jumps(default_generator):
     per_latent = frames // latent
     for i, clip in enumerate(demo_inputs(g, 2)):
         video = g.generate("FP", clip, num_frames=3 * frames, seed=i)
-        plan = extend.frame_windows(3 * latent, latent, 1)
+        plan = extend.frame_windows(3 * latent, latent, extend.trained_context(g.manifest))
         seams = [per_latent * (start + known) - 1 for start, known in plan[1:]]
         d = changes(video, 1)
         assert np.max(d[seams]) <= np.max(np.delete(d, seams)), (d[seams], np.delete(d, seams).max())
@@ -321,3 +322,27 @@ def test_demo_writes_a_long_clip_stop_motion_and_a_panorama(tmp_path, gen):
 def test_key_images_of_the_wrong_size_are_named(gen):
     with pytest.raises(ValueError, match=r"key images: T may be 2..7, got \(1, 3, 16, 16, 3\)"):
         gen.generate("FI", np.zeros((1, 3, 16, 16, 3), np.uint8))
+
+
+@pytest.mark.parametrize("recorded, context", [(None, 1), ("1", 1), ("1,5", 2), ("5", 2), ("1,9", 3),
+                                               ("1,15", 3), ("junk", 1)])
+def test_later_windows_continue_from_what_the_model_was_trained_on(recorded, context):
+    """16 frames, 4 latent frames: a 5-frame condition reaches 2 latent frames, at most 3."""
+    training = {} if recorded is None else {"fp_cond_frames": recorded}
+    manifest = {"video": {"shape": [16, 64, 64]}, "latent_shape": [4, 16, 16], "model_card": {"training": training}}
+    assert extend.trained_context(manifest) == context
+    assert extend.trained_context({**manifest, "model_card": None}) == 1
+
+
+def test_generator_continues_with_the_trained_context(gen, monkeypatch):
+    video = clips()
+    trained = extend.frame_prediction_tokens(gen._pipeline, "frame_prediction", video, num_frames=24, seed=[0],
+                                             steps=2, context=1)
+    np.testing.assert_array_equal(gen.generate_tokens("FP", video, num_frames=24, seed=0, steps=2), trained)
+    # the small model has 2 latent frames, so its context is 1 whatever it was trained on; a given
+    # cond_latent_frames is used as it is
+    calls = []
+    monkeypatch.setattr(extend, "trained_context", lambda manifest: calls.append(manifest) or 1)
+    gen.generate_tokens("FP", video, num_frames=16, seed=0, steps=1)
+    gen.generate_tokens("FP", video, num_frames=16, seed=0, steps=1, cond_latent_frames=1)
+    assert len(calls) == 1
