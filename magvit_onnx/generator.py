@@ -85,8 +85,11 @@ class Generator:
         return self._decode(tokens.reshape(-1, *tokens.shape[-3:]))
 
     def _decode(self, tokens: np.ndarray) -> np.ndarray:
-        """Checked tokens -> uint8 video, at most MAX_SAMPLES_PER_CALL rows per decoder call."""
-        step = limits.MAX_SAMPLES_PER_CALL
+        """Checked tokens -> uint8 video, at most MAX_SAMPLES_PER_CALL model-sized clips of
+        pixels at a time (a 64x long clip decodes one row at a time: its float32 blend is
+        what one call of 64 model-sized rows would hold)."""
+        size = int(np.prod(tokens.shape[1:])) // int(np.prod(self.manifest["latent_shape"]))
+        step = max(1, limits.MAX_SAMPLES_PER_CALL // max(1, size))
         return np.concatenate([to_uint8(self._pipeline.decode(tokens[i:i + step]))
                                for i in range(0, len(tokens), step)])
 

@@ -346,3 +346,13 @@ def test_generator_continues_with_the_trained_context(gen, monkeypatch):
     gen.generate_tokens("FP", video, num_frames=16, seed=0, steps=1)
     gen.generate_tokens("FP", video, num_frames=16, seed=0, steps=1, cond_latent_frames=1)
     assert len(calls) == 1
+
+
+def test_long_grids_decode_a_few_rows_at_a_time(gen, monkeypatch):
+    """A grid 16x the model's decodes at most 64 / 16 = 4 rows per blended decode, so its
+    float32 pixels stay those of 64 model-sized clips (1,024 frames x 64 videos was 3 GB)."""
+    rows = []
+    decode = gen._pipeline.decode
+    monkeypatch.setattr(gen._pipeline, "decode", lambda tokens: rows.append(len(tokens)) or decode(tokens))
+    out = gen.decode(np.zeros((9, 32, 4, 4), np.int64))  # 16 latent grids of the model's [2, 4, 4] each
+    assert out.shape == (9, 128, 32, 32, 3) and rows == [4, 4, 1]
