@@ -9,8 +9,9 @@ decoded and re-encoded between windows, so nothing drifts through the tokenizer 
 result is token-for-token the same with the PyTorch reference engine.
 
     long frame prediction   window 0 = the official FP/CFP call; window k keeps the last
-                            `cond_latent_frames` latent frames of what exists and adds
-                            the rest of the window (t - cond_latent_frames latent frames)
+                            `context` latent frames of what exists and adds the rest of
+                            the window (t - context latent frames); the Generator's
+                            context is what the model was trained on (`trained_context`)
     stop motion             key images K0..Kn: one official FI call per pair (Ki first,
                             Ki+1 last), the pairs' token clips one after the other
     panorama                the input's tokens in the middle of a wider (or taller)
