@@ -2,8 +2,10 @@
 
 For each task: an input clip from our synthetic test split, its condition video (what the
 model is told), and the generated output, written as `<task>.mp4` and `<task>.gif`
-(input | condition | output side by side), plus `contact_sheet.png` with one row per task,
-and beside it a long clip, stop motion and a panorama (`extended_demo`).
+(input | condition | output side by side), plus `contact_sheet.png` with one row per task.
+Then a few tasks again on camera moves over photographs (`demo_clips/`, made by
+scripts/make_demo_clips.py), written as `photo_<clip>_<task>.mp4` / `.gif`: something that
+looks like real footage. Beside them a long clip, stop motion and a panorama (`extended_demo`).
 """
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ from magvit_onnx import synthetic
 from magvit_onnx.extended_demo import write_extended
 from magvit_onnx.generator import Generator, to_uint8
 from magvit_onnx.runtime import tasks
-from magvit_onnx.video import contact_sheet, side_by_side, write_gif, write_mp4, write_png
+from magvit_onnx.video import contact_sheet, read_video, side_by_side, write_gif, write_mp4, write_png
 
 DEMO_SEED = 20_000_000  # first seed of the synthetic test split
+PHOTO_CLIPS = Path(__file__).parent / "demo_clips"
+# (photograph clip, task): the rows shown on photographs, where the model has the task.
+PHOTO_ROWS = (("cat", "frame_prediction"), ("astronaut", "inpainting_c"), ("cat", "outpainting_c"))
 
 
 def demo_clips(count: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +42,12 @@ def demo_clips(count: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.
     return synthetic.resize_clips(np.stack(clips), shape), np.array(labels)
 
 
+def photo_clip(name: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """The 16x64x64 photograph clip `name` of demo_clips/, resampled to `shape` (T, H, W)."""
+    clip = read_video(PHOTO_CLIPS / f"{name}.mp4", num_frames=16, size=(64, 64))
+    return synthetic.resize_clips(clip[None], shape)[0]
+
+
 def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, steps: int | None = None,
              replace_condition_pixels: bool = False,
              log=lambda line: print(line, file=sys.stderr, flush=True)) -> dict:
@@ -51,9 +62,12 @@ def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, 
     blank = np.zeros_like(clips[0])
     rows, summary = [], {"artifacts": str(generator.artifacts), "providers": generator.providers,
                          "replace_condition_pixels": replace_condition_pixels, "tasks": {}}
-    for i, name in enumerate(names):
+    # (task, input clip, class, file stem, row title)
+    items = [(name, clips[i], int(labels[i]) % num_classes, name, name) for i, name in enumerate(names)]
+    items += [(name, photo_clip(clip, generator.video_shape), 0, f"photo_{clip}_{name}", f"{name}, {clip} photo")
+              for clip, name in PHOTO_ROWS if name in names]
+    for i, (name, clip, label, stem, title) in enumerate(items):
         spec = tasks.get_task(name)
-        clip, label = clips[i], int(labels[i]) % num_classes
         started = time.time()
         kwargs = {"class_id": label} if spec.class_conditional else {}
         if spec.needs_video:
@@ -64,13 +78,13 @@ def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, 
         output = generator.generate(name, seed=seed, steps=steps, replace_condition_pixels=keep, **kwargs)[0]
         seconds = time.time() - started
         shown = (clip, condition) if spec.needs_video else (blank, blank)
-        write_mp4(out / f"{name}.mp4", side_by_side(*shown, output))
-        write_gif(out / f"{name}.gif", side_by_side(*shown, output))
-        rows.append((f"{spec.abbreviation} {name}" + (f" c{label}" if spec.class_conditional else ""),
+        write_mp4(out / f"{stem}.mp4", side_by_side(*shown, output))
+        write_gif(out / f"{stem}.gif", side_by_side(*shown, output))
+        rows.append((f"{spec.abbreviation} {title}" + (f" c{label}" if spec.class_conditional else ""),
                      [clip, condition, output] if spec.needs_video else [None, None, output]))
-        summary["tasks"][name] = {"seconds": round(seconds, 3), "class_id": kwargs.get("class_id"),
-                                  "files": [f"{name}.mp4", f"{name}.gif"]}
-        log(f"[{i + 1}/{len(names)}] {name}: {seconds:.2f} s -> {out / (name + '.mp4')}")
+        summary["tasks"][stem] = {"seconds": round(seconds, 3), "class_id": kwargs.get("class_id"),
+                                  "files": [f"{stem}.mp4", f"{stem}.gif"]}
+        log(f"[{i + 1}/{len(items)}] {stem}: {seconds:.2f} s -> {out / (stem + '.mp4')}")
     frames = generator.video_shape[0]
     picks = tuple(sorted({0, frames // 3, 2 * frames // 3, frames - 1}))
     write_png(out / "contact_sheet.png", contact_sheet(rows, frames=picks, headers=("input", "condition", "output")))

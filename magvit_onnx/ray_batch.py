@@ -4,16 +4,22 @@
     magvit-onnx run jobs.jsonl --out results/ --artifacts artifacts/tiny --ray --workers 4 --gpus-per-worker 1
 
 The driver reads and validates JOBS, keeps this shard's lines and skips finished jobs
-exactly as `batch.run` does (so `--shard`, reruns and the report are unchanged). The
-pending jobs become a Ray Dataset (`ray.data.from_items`, one row per job, sorted so that
-jobs of one group key are neighbours) and go through `map_batches` with `RayWorker`, a
-callable class: Ray runs it as `--workers` stateful actors, each holding one Generator
-(one set of ONNX Runtime sessions; with `--gpus-per-worker 1` Ray sets
-CUDA_VISIBLE_DEVICES per actor, so 'cuda' means that actor's GPU). A worker generates its
-batch like `batch.Runner` (same grouping, same per-job random streams, same atomic
-writes into --out, which must be storage every worker can reach) and returns one report
-row per job; the driver streams the rows back and appends them to the shard's report
-(flushed and fsynced), so a killed run resumes like a local one.
+exactly as `batch.run` does (so `--shard`, reruns and the report are unchanged), and forms
+the same groups (`batch.groups`): the decoder's floats depend, in their last bits, on the
+batch a clip is decoded in, so only the same groups give byte-identical outputs. The groups
+become a Ray Dataset (`ray.data.from_items`, one row per group) and go through
+`map_batches` with `RayWorker`, a callable class: Ray runs it as `--workers` stateful
+actors, each holding one Generator (one set of ONNX Runtime sessions; with
+`--gpus-per-worker 1` Ray sets CUDA_VISIBLE_DEVICES per actor, so 'cuda' means that actor's
+GPU). A worker runs its groups with `batch.Runner` (same per-job random streams, same
+atomic writes into --out, which must be storage every worker can reach) and returns one
+report row per job; the driver streams the rows back and appends them to the shard's
+report (flushed and fsynced), so a killed run resumes like a local one.
+
+A signal (or --fail-fast's first failure) sets `StopFlag`, a small Ray actor every worker
+asks before each group: no group starts after it, the groups already running finish, and
+the driver records all their rows before it stops. So every output written has its report
+line, and a rerun does only the jobs that never ran.
 
 Why not `ray.data.read_json`: a malformed line would fail the whole read instead of
 becoming that line's error, and duplicate ids and line numbers need the whole file; the
@@ -27,6 +33,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -64,23 +71,41 @@ class _Quiet:
         pass
 
 
+class StopFlag:
+    """Run as a Ray actor: the driver sets it to stop the run; workers read it before each group."""
+
+    def __init__(self):
+        self.value = False
+
+    def set(self) -> None:
+        self.value = True
+
+    def is_set(self) -> bool:
+        return self.value
+
+
 class RayWorker:
-    """A Ray Data callable class: one Generator per actor; a batch of jobs in, report rows out."""
+    """A Ray Data callable class: one Generator per actor; groups of jobs in, report rows out."""
 
     def __init__(self, artifacts: str | None, providers: str, out: str, shard: tuple[int, int],
-                 configs: dict[str, str]):
+                 configs: dict[str, str], stop):
         from magvit_onnx.generator import Generator
 
+        self.stop = stop
         self.facts = batch.ModelFacts.load(artifacts)
         self.generator = Generator(self.facts.folder, providers)
         self.out = Path(out)
         self.plan = batch.Plan(tuple(shard), [], [], [], [], configs)
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, list]:
-        jobs = [job_from_dict(json.loads(text)) for text in rows["job"]]
+        import ray
+
         collected = _Rows()
         runner = batch.Runner(self.generator, self.facts, self.out, collected, self.plan, _Quiet(), lambda line: None)
-        for group in batch.groups(jobs, len(jobs), self.facts.decoding):
+        for text in rows["group"]:
+            group = [job_from_dict(job) for job in json.loads(text)]
+            if ray.get(self.stop.is_set.remote()):
+                break  # the run is stopping: these jobs stay pending for a rerun
             runner.run_group(group)
         return {"row": [json.dumps(row) for row in collected.rows]}
 
@@ -138,23 +163,37 @@ def _run_on_ray(ray, runner: batch.Runner, the_plan: batch.Plan, facts: batch.Mo
                 out: Path, shard: tuple[int, int], batch_size: int, workers: int, gpus_per_worker: float,
                 fail_fast: bool) -> bool:
     """Generate the pending jobs on Ray actors and record their rows as they come back; True
-    if --fail-fast stopped the run. After a signal no further row is taken (jobs whose rows
-    are not recorded are done again by a rerun)."""
+    if --fail-fast stopped the run. A signal or that failure sets the workers' StopFlag; the
+    rows of the groups already running are still recorded (see the module docstring)."""
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
-    order = sorted(the_plan.pending, key=lambda j: repr(j.group_key(facts.decoding)))
-    dataset = ray.data.from_items([{"job": json.dumps(job_to_dict(j))} for j in order])
+    stop = ray.remote(StopFlag).remote()
+    finished = threading.Event()
+    threading.Thread(target=_forward_stop, args=(runner.stop, stop, finished), daemon=True).start()
+    dataset = ray.data.from_items([{"group": json.dumps([job_to_dict(j) for j in group])}
+                                   for group in batch.groups(the_plan.pending, batch_size, facts.decoding)])
     results = dataset.map_batches(
-        RayWorker, batch_size=batch_size, concurrency=workers, num_gpus=gpus_per_worker or None,
+        RayWorker, batch_size=1, concurrency=workers, num_gpus=gpus_per_worker or None,
         fn_constructor_kwargs={"artifacts": None if artifacts is None else str(facts.folder),
                                "providers": providers, "out": str(out), "shard": list(shard),
-                               "configs": the_plan.configs})
-    for item in results.iter_rows():
-        row = json.loads(item["row"])
-        runner.provider = runner.provider or row.get("provider")
-        runner.record(row, row.get("num_videos") or 0)
-        if fail_fast and row["status"] != "ok":
-            return True
-        if runner.stop.is_set():
-            break
-    return False
+                               "configs": the_plan.configs, "stop": stop})
+    failed_fast = False
+    try:
+        for item in results.iter_rows():
+            row = json.loads(item["row"])
+            runner.provider = runner.provider or row.get("provider")
+            runner.record(row, row.get("num_videos") or 0)
+            if fail_fast and row["status"] != "ok" and not failed_fast:
+                failed_fast = True
+                runner.stop.set()
+    finally:
+        finished.set()
+    return failed_fast
+
+
+def _forward_stop(stop: threading.Event, flag, finished: threading.Event) -> None:
+    """Set the workers' flag as soon as the driver is told to stop (by a signal or --fail-fast)."""
+    while not finished.is_set():
+        if stop.wait(0.2):
+            flag.set.remote()
+            return

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from helpers import run_without_torch
 from magvit_onnx.cli import main
+from magvit_onnx.demo import PHOTO_ROWS
 from magvit_onnx.runtime.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,9 @@ def test_demo_writes_every_task_and_a_contact_sheet(artifacts, tmp_path):
     sheet = (tmp_path / "contact_sheet.png").read_bytes()
     assert sheet.startswith(b"\x89PNG")
     summary = json.loads((tmp_path / "demo.json").read_text())
-    assert list(summary["tasks"]) == list(TASKS) and summary["providers"] == ["CPUExecutionProvider"]
+    photos = [f"photo_{clip}_{name}" for clip, name in PHOTO_ROWS]
+    assert list(summary["tasks"]) == list(TASKS) + photos and summary["providers"] == ["CPUExecutionProvider"]
+    assert all((tmp_path / f"{stem}.mp4").stat().st_size > 0 for stem in photos)
 
 
 def test_info(artifacts):

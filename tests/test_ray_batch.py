@@ -2,6 +2,8 @@
 outputs and report as the local run. Skipped where Ray Data is not installed (the [ray] extra)."""
 import io
 import json
+import os
+import signal
 
 import pytest
 
@@ -62,3 +64,39 @@ def test_ray_run_survives_unreadable_lines(tmp_path, artifacts, local_ray):
                                 progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
     assert (summary.ok, summary.failed) == (1, 3)
     assert batch.report_view(tmp_path / "ray")["good"]["status"] == "ok"
+
+
+class _SignalAfterFirstJob(batch.Progress):
+    """Sends this process SIGINT when the first job is recorded, as Ctrl-C would."""
+
+    def __init__(self):
+        super().__init__(0, stream=io.StringIO(), tty=False)
+        self.sent = False
+
+    def advance(self, videos: int, failed: bool = False) -> None:
+        super().advance(videos, failed)
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_signal_leaves_no_output_without_its_report_line(tmp_path, artifacts, local_ray):
+    """Issue 19: a signal stopped only the driver; the Ray workers went on writing outputs that
+    got no report line, so a rerun made them again. Now the workers start no further group,
+    the running ones are recorded, and the rerun does exactly the jobs that never ran."""
+    lines = [{"id": f"s{i}", "task": "CG", "class": i % 10, "steps": 4, "seed": i, "format": "npy"}
+             for i in range(12)]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        first = ray_batch.run_ray(jobs, out, artifacts=artifacts, batch_size=1, workers=2,
+                                  progress=_SignalAfterFirstJob(), log=lambda line: None)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert first.stopped and 1 <= first.ok < len(lines)
+    assert sorted(p.name for p in out.glob("*.npy")) == sorted(outputs_of(out))
+    second = ray_batch.run_ray(jobs, out, artifacts=artifacts, batch_size=1, workers=2,
+                               progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
+    assert (second.skipped, second.ok, first.ok + second.ok) == (first.ok, len(lines) - first.ok, len(lines))
