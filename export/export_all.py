@@ -32,7 +32,8 @@ def parity_failures(report: dict, precision: str) -> list[str]:
     if precision == "fp32":
         exact = {"encoder_token_mismatches": report["encoder_token_mismatches"],
                  "step_sampled_mismatches": report["step_sampled_mismatches"],
-                 "generation_token_mismatches": sum(report["generation_token_mismatches"].values())}
+                 "generation_token_mismatches": sum(report["generation_token_mismatches"].values()),
+                 "long_generation_token_mismatches": sum(report.get("long_generation_token_mismatches", {}).values())}
         failures += [f"{key} {value} (must be 0)" for key, value in exact.items() if value]
         return failures + ([f"decoder_max_abs {report['decoder_max_abs']:.2g} > 1e-4"]
                            if report["decoder_max_abs"] > 1e-4 else [])

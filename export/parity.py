@@ -2,7 +2,8 @@
 
 Same inputs, same random numbers: encoder token ids must be equal, the decoder and the
 step's logits close (fp32: 1e-4 max abs), sampled tokens identical, and a whole
-generation token-identical between `reference_pipeline` and ONNX Runtime.
+generation token-identical between `reference_pipeline` and ONNX Runtime, also beyond one
+window (long frame prediction, stop motion, panoramas).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from magvit_onnx.export.reference import reference_pipeline
 from magvit_onnx.models.config import MagvitConfig
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
+from magvit_onnx.runtime import extend
 from magvit_onnx.runtime.pipeline import Pipeline
 from magvit_onnx.runtime.tasks import TASKS
 
@@ -70,7 +72,28 @@ def check_parity(folder: str | Path, config: MagvitConfig, vq: VQVAE, transforme
         b = torch_side.generate_tokens(task, seed=seed, steps=steps, **kwargs)
         generation[task] = int((a != b).sum())
     report["generation_token_mismatches"] = generation
+    report["long_generation_token_mismatches"] = {
+        name: int((call(onnx_side) != call(torch_side)).sum())
+        for name, call in long_calls(config, video[:1], tasks, seed=seed, steps=steps).items()}
     return report
+
+
+def long_calls(config: MagvitConfig, video: np.ndarray, tasks: tuple[str, ...], **settings) -> dict:
+    """The generations beyond one window (`runtime/extend.py`) of the served `tasks`, each a
+    function of a pipeline: twice the frames, stop motion between three frames, twice the
+    width and the height. Every window is the short tasks' call, so they must match too."""
+    frames, latent = config.vq.video_shape[0], config.vq.latent_shape
+    calls = {
+        "frame_prediction": ("frame_prediction_2x", lambda p: extend.frame_prediction_tokens(
+            p, "frame_prediction", video, num_frames=2 * frames, **settings)),
+        "frame_interpolation": ("stop_motion_3_keys", lambda p: extend.interpolation_tokens(
+            p, video[:, [0, frames // 2, frames - 1]], **settings)),
+        "outpainting_v": ("panorama_2x_width", lambda p: extend.panorama_tokens(
+            p, "outpainting_v", video, axis=2, size=2 * latent[2], **settings)),
+        "outpainting_h": ("panorama_2x_height", lambda p: extend.panorama_tokens(
+            p, "outpainting_h", video, axis=1, size=2 * latent[1], **settings)),
+    }
+    return dict(calls[task] for task in tasks if task in calls)
 
 
 @torch.inference_mode()

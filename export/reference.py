@@ -44,4 +44,5 @@ class TorchEngine:
 def reference_pipeline(config: MagvitConfig, vq: VQVAE, transformer: Transformer,
                        device: str | torch.device = "cpu") -> Pipeline:
     return Pipeline(TorchEngine(vq, transformer, device), vocab=config.vocab,
-                    latent_shape=config.vq.latent_shape, decoding=dataclasses.asdict(config.sampling))
+                    latent_shape=config.vq.latent_shape, decoding=dataclasses.asdict(config.sampling),
+                    video_shape=config.vq.video_shape)

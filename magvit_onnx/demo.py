@@ -5,7 +5,7 @@ model is told), and the generated output, written as `<task>.mp4` and `<task>.gi
 (input | condition | output side by side), plus `contact_sheet.png` with one row per task.
 Then a few tasks again on camera moves over photographs (`demo_clips/`, made by
 scripts/make_demo_clips.py), written as `photo_<clip>_<task>.mp4` / `.gif`: something that
-looks like real footage.
+looks like real footage. Beside them a long clip, stop motion and a panorama (`extended_demo`).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from magvit_onnx import synthetic
+from magvit_onnx.extended_demo import write_extended
 from magvit_onnx.generator import Generator, to_uint8
 from magvit_onnx.runtime import tasks
 from magvit_onnx.video import contact_sheet, read_video, side_by_side, write_gif, write_mp4, write_png
@@ -87,6 +88,7 @@ def run_demo(out: str | Path, artifacts=None, providers=None, *, seed: int = 0, 
     frames = generator.video_shape[0]
     picks = tuple(sorted({0, frames // 3, 2 * frames // 3, frames - 1}))
     write_png(out / "contact_sheet.png", contact_sheet(rows, frames=picks, headers=("input", "condition", "output")))
+    summary["beyond_one_clip"] = write_extended(generator, clips[0], out, seed=seed, steps=steps, log=log)
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     log(f"contact sheet: {out / 'contact_sheet.png'}")
     return summary

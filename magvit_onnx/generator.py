@@ -18,7 +18,7 @@ import numpy as np
 
 from magvit_onnx import limits
 from magvit_onnx.paths import default_artifacts
-from magvit_onnx.runtime import tasks as task_registry
+from magvit_onnx.runtime import extend, tasks as task_registry
 from magvit_onnx.runtime.pipeline import Pipeline
 
 
@@ -68,21 +68,28 @@ class Generator:
         return self._pipeline.encode(self._video(video))
 
     def decode(self, tokens) -> np.ndarray:
-        """Tokens [B, t, h, w] (or [t, h, w]) -> uint8 video [B, T, H, W, 3]."""
+        """Tokens [B, t, h, w] (or [t, h, w]) -> uint8 video [B, T, H, W, 3]. Grids larger than
+        the model's (long clips, panoramas) decode in blended windows."""
         tokens = np.asarray(tokens)
         latent = tuple(self.manifest["latent_shape"])
-        if (tokens.shape[-3:] != latent or tokens.ndim not in (3, 4) or not np.issubdtype(tokens.dtype, np.integer)
-                or tokens.size == 0):
-            raise ValueError(f"tokens must be integers shaped [B, {', '.join(map(str, latent))}] with B >= 1, "
+        largest = (limits.MAX_NUM_FRAMES * latent[0] // self.video_shape[0],
+                   *(limits.MAX_PANORAMA_FACTOR * n for n in latent[1:]))
+        if (tokens.ndim not in (3, 4) or not all(n <= m <= x for n, m, x in zip(latent, tokens.shape[-3:], largest))
+                or not np.issubdtype(tokens.dtype, np.integer) or tokens.size == 0):
+            raise ValueError(f"tokens must be integers shaped [B, {', '.join(map(str, latent))}] with B >= 1 "
+                             f"(t, h, w may be larger, up to {', '.join(map(str, largest))}), "
                              f"got {tokens.dtype} {tokens.shape}")
         size = self.manifest["vocab"]["codebook_size"]
         if tokens.min() < 0 or tokens.max() >= size:
             raise ValueError(f"token ids must be in 0..{size - 1}, got {tokens.min()}..{tokens.max()}")
-        return self._decode(tokens.reshape(-1, *latent))
+        return self._decode(tokens.reshape(-1, *tokens.shape[-3:]))
 
     def _decode(self, tokens: np.ndarray) -> np.ndarray:
-        """Checked tokens -> uint8 video, at most MAX_SAMPLES_PER_CALL rows per decoder call."""
-        step = limits.MAX_SAMPLES_PER_CALL
+        """Checked tokens -> uint8 video, at most MAX_SAMPLES_PER_CALL model-sized clips of
+        pixels at a time (a 64x long clip decodes one row at a time: its float32 blend is
+        what one call of 64 model-sized rows would hold)."""
+        size = int(np.prod(tokens.shape[1:])) // int(np.prod(self.manifest["latent_shape"]))
+        step = max(1, limits.MAX_SAMPLES_PER_CALL // max(1, size))
         return np.concatenate([to_uint8(self._pipeline.decode(tokens[i:i + step]))
                                for i in range(0, len(tokens), step)])
 
@@ -105,7 +112,13 @@ class Generator:
         if replace_condition_pixels and not spec.needs_video:
             raise ValueError(f"replace_condition_pixels applies to tasks with an input video; task {spec.name!r} "
                              "has no condition pixels")
+        extents = [k for k in ("num_frames", "width", "height") if settings.get(k) is not None]
+        if replace_condition_pixels and (extents or self._key_frames(spec, video)):
+            raise ValueError("replace_condition_pixels applies to model-sized outputs only; leave it off with "
+                             + (", ".join(extents) if extents else "key images"))
         output = self._decode(self.generate_tokens(task, video, class_id, **settings))
+        if settings.get("num_frames") is not None:  # the tokens cover whole latent frames
+            output = output[:, :settings["num_frames"]]
         if replace_condition_pixels:  # both uint8: a uint8 input is kept bit for bit
             overrides = {k: v for k, v in settings.items() if k in spec.defaults}
             known = self._video(video, task_registry.frames_needed(spec.name, self.video_shape[0], **overrides))
@@ -118,7 +131,8 @@ class Generator:
                         steps: int | None = None, seed: int | Sequence[int] | None = None,
                         sampling_temperature: float | None = None, mask_temperature: float | None = None,
                         guidance_scale: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                        schedule: str | None = None, **condition_overrides) -> np.ndarray:
+                        schedule: str | None = None, num_frames: int | None = None, width: int | None = None,
+                        height: int | None = None, **condition_overrides) -> np.ndarray:
         """Run one of the ten tasks; returns the generated tokens [B * num_videos, t, h, w].
 
         video: the input clip(s) of conditional tasks (uint8, or float in [0, 1]). Frame
@@ -130,16 +144,36 @@ class Generator:
         with that input alone (batching never changes a result).
         Unset decoding settings come from the manifest (official: 12 steps, cosine,
         mask temperature 4.5, sampling temperature 1, no guidance, no top-k/top-p).
+
+        Beyond one model-sized clip (README "Long videos, stop motion and panoramas";
+        each costs (windows) x steps transformer calls, `runtime/extend.py`):
+        num_frames: frame prediction (FP, CFP) continued to this many frames (T .. MAX_NUM_FRAMES);
+        the tokens cover whole latent frames (`generate` cuts the video to num_frames). Each
+        window after the first continues from the last `cond_latent_frames` latent frames, by
+        default as many as the model was trained on (`extend.trained_context`: 2 after
+        --fp-cond-frames 1,5, else 1).
+        key images: frame interpolation (FI) of a video with 2 .. T-1 frames generates the
+        frames between each consecutive pair: (K - 1) * T frames from K key images.
+        width / height: a panorama of this many pixels (a multiple of the model's pixels per
+        token, up to MAX_PANORAMA_FACTOR x the model's), grown from the whole input frame by
+        repeated outpainting; width with outpainting_v (which extends sideways), height with
+        outpainting_h (which extends up and down).
         """
         spec = self._task(task)
         settings = self._settings(num_videos, steps, sampling_temperature, mask_temperature,
                                   guidance_scale, top_k, top_p, schedule)
+        extent = self._extent(spec, num_frames, width, height)
+        keys = self._key_frames(spec, video)
+        if condition_overrides and (keys or (extent and extent[0] != "num_frames")):
+            raise ValueError(f"{'key images take' if keys else extent[0] + ' takes'} no {sorted(condition_overrides)}: "
+                             + ("each pair is the official frame interpolation of its two images" if keys else
+                                "the whole input frame is kept and grown"))
         if spec.needs_video:
             if video is None:
                 raise ValueError(f"task {spec.name!r} needs an input video of shape "
                                  f"[B, {', '.join(map(str, self.video_shape))}, 3]")
-            video = self._video(video, task_registry.frames_needed(spec.name, self.video_shape[0],
-                                                                   **condition_overrides))
+            video = self._video(video, 2 if keys else task_registry.frames_needed(
+                spec.name, self.video_shape[0], **condition_overrides), pad=not keys)
         elif video is not None:
             raise ValueError(f"task {spec.name!r} takes no input video (it generates from a class)")
         class_id = self._class_ids(spec, class_id, None if video is None else video.shape[0])
@@ -159,10 +193,22 @@ class Generator:
         parts = []
         for first in range(0, inputs, per_call):
             part = slice(first, first + per_call)
-            parts.append(self._pipeline.generate_tokens(
-                spec.name, None if video is None else video[part],
-                class_id if np.ndim(class_id) == 0 else class_id[part], **settings,
-                seed=seed if np.ndim(seed) == 0 else seed[part], **condition_overrides))
+            args = (spec.name, None if video is None else video[part])
+            kwargs = {**settings, "seed": seed if np.ndim(seed) == 0 else seed[part]}
+            classes = class_id if np.ndim(class_id) == 0 else class_id[part]
+            if keys:
+                parts.append(extend.interpolation_tokens(self._pipeline, args[1], **kwargs))
+            elif extent is None:
+                parts.append(self._pipeline.generate_tokens(*args, classes, **kwargs, **condition_overrides))
+            elif extent[0] == "num_frames":  # later windows: the given cond_latent_frames, else what it was trained on
+                context = (condition_overrides["cond_latent_frames"] if "cond_latent_frames" in condition_overrides
+                           else extend.trained_context(self.manifest))
+                parts.append(extend.frame_prediction_tokens(self._pipeline, *args, classes, num_frames=extent[1],
+                                                            condition=condition_overrides, context=context, **kwargs))
+            else:  # a panorama: latent axis 2 (w) for width, 1 (h) for height
+                axis = 2 if extent[0] == "width" else 1
+                size = extent[1] * self.manifest["latent_shape"][axis] // self.video_shape[axis]
+                parts.append(extend.panorama_tokens(self._pipeline, *args, axis=axis, size=size, **kwargs))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     # ------------------------------------------------------------------ checks
@@ -173,25 +219,38 @@ class Generator:
             raise ValueError(f"task {spec.name!r} is not served by this model: valid tasks are {self.tasks}")
         return spec
 
-    def _video(self, video, min_frames: int | None = None) -> np.ndarray:
+    def _extent(self, spec, num_frames, width, height) -> tuple[str, int] | None:
+        return limits.check_extent(spec.name, self.tasks, self.video_shape, self.manifest["latent_shape"],
+                                   num_frames=num_frames, width=width, height=height)
+
+    def _key_frames(self, spec, video) -> bool:
+        """Whether `video` is a sequence of key images for frame interpolation (2 .. T-1 frames)."""
+        shape = np.shape(video) if video is not None else ()
+        frames = shape[-4] if len(shape) in (4, 5) else None
+        return spec.name == "frame_interpolation" and frames is not None and 2 <= frames < self.video_shape[0]
+
+    def _video(self, video, min_frames: int | None = None, pad: bool = True) -> np.ndarray:
         """uint8 or float video, [T, H, W, 3] or [B, T, H, W, 3] -> float32 [B, T, H, W, 3] in [0, 1].
 
-        With `min_frames`, clips of min_frames..T frames are accepted and padded to T by
-        repeating their last frame."""
+        With `min_frames`, clips of min_frames..T frames are accepted and, with `pad`, padded
+        to T by repeating their last frame."""
         video = np.asarray(video)
         frames, height, width = self.video_shape
         low = frames if min_frames is None else min_frames
         expected = f"[B, {', '.join(map(str, self.video_shape))}, 3] (or without B)"
-        if low < frames:
+        if not pad:
+            expected += f"; key images: T may be {low}..{frames - 1}"
+        elif low < frames:
             expected += f"; this task reads only the first {low}, so T may be {low}..{frames}"
         if video.ndim == 4:
             video = video[None]
         if (video.ndim != 5 or video.shape[2:] != (height, width, 3) or not low <= video.shape[1] <= frames
                 or video.shape[0] < 1):
-            hint = ("; only frame prediction (FP, CFP) takes fewer frames" if video.ndim == 5 and low == frames
-                    and video.shape[1] < frames else "")
+            hint = ("; only frame prediction (FP, CFP) and key images for frame interpolation (FI) take fewer "
+                    "frames" if video.ndim == 5 and low == frames and video.shape[1] < frames else "")
             raise ValueError(f"video must be shaped {expected}, got {video.shape}{hint}")
-        video = task_registry.pad_frames(video, frames)
+        if pad:
+            video = task_registry.pad_frames(video, frames)
         if video.dtype == np.uint8:
             return video.astype(np.float32) / 255.0
         if not np.issubdtype(video.dtype, np.floating):

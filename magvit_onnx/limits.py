@@ -27,6 +27,11 @@ MAX_GUIDANCE = 1e3
 """|guidance_scale| at most this (larger scales overflow float32 logits)."""
 MIN_TOP_P = 1e-6
 """top_p below this rounds towards 0 in float32, which the step graph reads as 'off'."""
+MAX_NUM_FRAMES = 1024
+"""Long frame prediction: frames of one output at most (64x the official 16; a window per
+3 latent frames, each `steps` transformer calls)."""
+MAX_PANORAMA_FACTOR = 16
+"""Panoramas: width (height) at most this many times the model's."""
 MAX_STRIDE = 10_000
 """Input reading: every stride-th frame, stride at most this."""
 MAX_START = 10_000_000
@@ -120,3 +125,35 @@ def check_decoding(*, latent_shape, codebook_size: int, num_videos=1, steps=None
             raise ValueError(f"schedule {schedule!r} gives no finite mask ratio; powN needs a finite N > 0")
     out["schedule"] = schedule
     return out
+
+
+def check_extent(task: str, served: list[str], video_shape, latent_shape, *, num_frames=None, width=None,
+                 height=None) -> tuple[str, int] | None:
+    """The one of num_frames / width / height that asks for more than the model's clip, as
+    (name, value), checked; None when all are unset or equal the model's (the ordinary task).
+    num_frames: frame prediction (FP, CFP), video_shape[0] .. MAX_NUM_FRAMES. width / height:
+    outpainting_v / outpainting_h, a multiple of the pixels per token up to
+    MAX_PANORAMA_FACTOR x the model's. Raises ValueError naming the problem."""
+    from magvit_onnx.runtime.tasks import get_task
+
+    given = {k: v for k, v in (("num_frames", num_frames), ("width", width), ("height", height)) if v is not None}
+    serving = {"num_frames": [n for n in served if get_task(n).kind == "frame_prediction"],
+               "width": ["outpainting_v"], "height": ["outpainting_h"]}
+    for name in given:
+        if task not in serving[name]:
+            raise ValueError(f"{name} applies to {' and '.join(serving[name]) or 'no task of this model'} only "
+                             f"(task {task!r} makes {'x'.join(map(str, video_shape))} clips)")
+    if not given:
+        return None
+    (name, value), = given.items()  # one task serves each, so at most one is given here
+    axis = {"num_frames": 0, "height": 1, "width": 2}[name]
+    model = video_shape[axis]
+    if name == "num_frames":
+        size = check_integer(name, value, model, MAX_NUM_FRAMES)
+    else:
+        step = model // latent_shape[axis]
+        if not is_integer(value) or not model <= value <= MAX_PANORAMA_FACTOR * model or value % step:
+            raise ValueError(f"{name} must be a multiple of {step} (pixels per token) in {model} .. "
+                             f"{MAX_PANORAMA_FACTOR * model}, got {shown(value)}")
+        size = int(value)
+    return None if size == model else (name, size)

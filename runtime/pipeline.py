@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf, NoSuchFile
 
-from magvit_onnx.runtime import commit, providers as eps, tasks
+from magvit_onnx.runtime import commit, extend, providers as eps, tasks
 from magvit_onnx.runtime.artifacts import GRAPHS, ArtifactError, load_manifest
 from magvit_onnx.runtime.seeding import random_source
 from magvit_onnx.runtime.step import make_model_fn
@@ -138,10 +138,11 @@ class Pipeline:
     """Task conditions + COMMIT decoding around an engine."""
 
     def __init__(self, engine: Engine, *, vocab: Vocab, latent_shape: tuple[int, int, int], decoding: dict,
-                 manifest: dict | None = None):
+                 video_shape: tuple[int, int, int], manifest: dict | None = None):
         self.engine = engine
         self.vocab = vocab
         self.latent_shape = tuple(latent_shape)
+        self.video_shape = tuple(video_shape)  # (T, H, W) of one window
         self.defaults = dict(decoding)
         self.manifest = manifest  # of the artifacts folder, when there is one
 
@@ -151,15 +152,18 @@ class Pipeline:
         v = manifest["vocab"]
         return cls(OrtEngine(folder, manifest, providers, **engine_options),
                    vocab=Vocab(v["codebook_size"], v["num_classes"], v["multi_task"]),
-                   latent_shape=manifest["latent_shape"], decoding=manifest["decoding"], manifest=manifest)
+                   latent_shape=manifest["latent_shape"], decoding=manifest["decoding"],
+                   video_shape=manifest["video"]["shape"], manifest=manifest)
 
     def encode(self, video: np.ndarray) -> np.ndarray:
         """float32 video [B, T, H, W, 3] in [0, 1] -> token ids [B, t, h, w] int64."""
         return self.engine.encode(video)
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
-        """token ids [B, t, h, w] -> float32 video [B, T, H, W, 3] clipped to [0, 1]."""
-        return np.clip(self.engine.decode(tokens), 0.0, 1.0)
+        """token ids [B, t, h, w] -> float32 video [B, T, H, W, 3] clipped to [0, 1]. A grid
+        larger than the model's (a long clip, a panorama) is decoded in blended windows
+        (`extend.decode`)."""
+        return np.clip(extend.decode(self.engine.decode, tokens, self.latent_shape), 0.0, 1.0)
 
     def generate_tokens(self, task: str, video: np.ndarray | None = None, class_ids=None, *,
                         num_videos: int = 1, steps: int | None = None, seed: int | Sequence[int] | None = None,
@@ -175,9 +179,19 @@ class Pipeline:
         (then each input's rows equal a call with that input alone; see `seeding`).
         Unset settings come from the decoding defaults.
         """
-        spec = tasks.get_task(task)
-        d = self.defaults
         rng = random_source(seed, num_videos)
+        cond_tokens, cond_mask, class_rows = self.condition_tokens(task, video, class_ids, num_videos,
+                                                                   **condition_overrides)
+        return self.complete(task, cond_tokens, cond_mask, class_rows, rng, steps=steps, schedule=schedule,
+                             sampling_temperature=sampling_temperature, mask_temperature=mask_temperature,
+                             guidance_scale=guidance_scale, top_k=top_k, top_p=top_p,
+                             return_intermediates=return_intermediates)
+
+    def condition_tokens(self, task: str, video: np.ndarray | None, class_ids, num_videos: int,
+                         **condition_overrides) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The official condition of `task` in tokens: (cond_tokens [R, t, h, w], its latent
+        mask, the class id of each row or None), R = inputs x num_videos rows."""
+        spec = tasks.get_task(task)
         if spec.needs_video:
             video = np.repeat(np.asarray(video, np.float32), num_videos, axis=0)
             cond = tasks.condition(spec.name, video, self.latent_shape, **condition_overrides)
@@ -186,12 +200,23 @@ class Pipeline:
             inputs = 1 if class_ids is None else np.size(class_ids)
             cond_tokens = np.zeros((inputs * num_videos, *self.latent_shape), np.int64)
             cond_mask = np.zeros((inputs * num_videos, 1, 1, 1), bool)
-        batch = cond_tokens.shape[0]
         if class_ids is not None:
-            per_input = np.broadcast_to(np.asarray(class_ids, np.int64).reshape(-1), (batch // num_videos,))
+            per_input = np.broadcast_to(np.asarray(class_ids, np.int64).reshape(-1), (len(cond_tokens) // num_videos,))
             class_ids = np.repeat(per_input, num_videos)
+        return cond_tokens, cond_mask, class_ids
+
+    def complete(self, task: str, cond_tokens: np.ndarray, cond_mask: np.ndarray, class_rows: np.ndarray | None,
+                 rng, *, steps: int | None = None, schedule: str | None = None,
+                 sampling_temperature: float | None = None, mask_temperature: float | None = None,
+                 guidance_scale: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                 return_intermediates: bool = False):
+        """COMMIT decoding of one model-sized window from its condition tokens and mask (the
+        transformer part of `generate_tokens`; `extend` calls it once per window)."""
+        spec = tasks.get_task(task)
+        d = self.defaults
+        batch = cond_tokens.shape[0]
         model_fn = make_model_fn(
-            self.engine.run_step, tasks.prefix(spec.name, self.vocab, batch, class_ids),
+            self.engine.run_step, tasks.prefix(spec.name, self.vocab, batch, class_rows),
             tasks.uncond_prefix(self.vocab, batch), rng,
             temperature=_pick(sampling_temperature, d["sampling_temperature"]), top_k=_pick(top_k, d["top_k"]),
             top_p=_pick(top_p, d["top_p"]), guidance_scale=_pick(guidance_scale, d["guidance_scale"]))

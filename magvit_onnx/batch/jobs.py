@@ -18,7 +18,7 @@ from magvit_onnx.limits import shown
 FORMATS = ("mp4", "gif", "png", "npy")
 KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_temperature", "mask_temperature",
         "guidance_scale", "top_k", "top_p", "schedule", "num_videos", "format", "side_by_side", "stride", "fps",
-        "start", "replace_condition_pixels")
+        "start", "replace_condition_pixels", "num_frames", "width", "height", "keys")
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 REPORT_VERSION = 1
 SEED_LIMIT = limits.SEED_LIMIT
@@ -76,6 +76,21 @@ class Job:
     fps: float | None = None
     start: int | None = None
     replace_condition_pixels: bool = False
+    num_frames: int | None = None   # long frame prediction
+    width: int | None = None        # panorama (outpainting_v)
+    height: int | None = None       # panorama (outpainting_h)
+    keys: tuple[Path, ...] = ()     # key images (absolute) of frame interpolation, instead of input
+
+    def extent(self) -> dict[str, int]:
+        """num_frames / width / height where given, for `Generator.generate_tokens`."""
+        return {k: v for k, v in (("num_frames", self.num_frames), ("width", self.width), ("height", self.height))
+                if v is not None}
+
+    def output_frames(self, frames: int) -> int:
+        """Frames of each output video, for a model of `frames`-frame clips."""
+        if self.num_frames:
+            return self.num_frames
+        return (len(self.keys) - 1) * frames if self.keys else frames
 
     def settings(self) -> dict[str, Any]:
         """The decoding settings as given (None = model default), for `Generator` checks."""
@@ -91,7 +106,7 @@ class Job:
 
     def group_key(self, decoding: dict[str, Any]) -> tuple:
         """Jobs with equal keys can be generated in one call."""
-        return (self.task, *sorted(self.resolved(decoding).items()))
+        return (self.task, len(self.keys), *sorted(self.resolved(decoding).items()), *sorted(self.extent().items()))
 
     def output_names(self, frames: int) -> list[str]:
         """File names (in --out) this job writes, in writing order."""
@@ -116,6 +131,9 @@ class Job:
                 "start": self.start or 0}
         if self.replace_condition_pixels:  # only when on, so reports written before the key stay valid
             data["replace_condition_pixels"] = True
+        data |= self.extent()  # the same: only when given
+        if self.keys:
+            data["keys"] = [str(k) for k in self.keys]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -221,10 +239,13 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
     entry = facts.tasks[spec.name]
     fields: dict[str, Any] = {"id": job_id, "line": line, "task": spec.name}
 
-    # input video and the options for reading it
+    # input video (or key images) and the options for reading it
     source = record.get("input")
     reading = [k for k in ("stride", "fps", "start", "replace_condition_pixels") if record.get(k) is not None]
-    if entry["needs_video"]:
+    keys = record.get("keys")
+    if keys is not None:
+        fields["keys"] = _key_paths(keys, spec.name, source, reading, facts.video_shape[0], base)
+    elif entry["needs_video"]:
         if source is None:
             raise JobError(f"task {spec.name!r} needs an input video: add \"input\": \"path/to/video\" "
                            f"(any video PyAV decodes; relative to the JOBS file's folder)")
@@ -252,6 +273,14 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
         if reading:
             raise JobError(f"{', '.join(reading)} only appl{'ies' if len(reading) == 1 else 'y'} to an input video; "
                            f"task {spec.name!r} takes none")
+
+    # longer, wider or taller outputs
+    extent = {k: record.get(k) for k in ("num_frames", "width", "height") if record.get(k) is not None}
+    _checked(limits.check_extent, spec.name, list(facts.tasks), facts.video_shape, facts.latent_shape, **extent)
+    fields |= extent
+    if (extent or keys is not None) and fields.get("replace_condition_pixels"):
+        raise JobError("replace_condition_pixels applies to model-sized outputs only; remove it with "
+                       + ", ".join([*extent, *(["keys"] if keys is not None else [])]))
 
     # class
     if "class" in record and "class_id" in record:
@@ -293,8 +322,25 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
         raise JobError(f"side_by_side must be true or false, got {shown(side)}")
     if side and fmt == "npy":
         raise JobError("side_by_side needs a video format (mp4, gif or png); npy holds tokens")
+    if side and (extent or keys is not None):
+        raise JobError("side_by_side shows model-sized clips only; remove it with "
+                       + ", ".join([*extent, *(["keys"] if keys is not None else [])]))
     fields["side_by_side"] = side
     return Job(**fields)
+
+
+def _key_paths(keys, task: str, source, reading: list[str], frames: int, base: Path) -> tuple[Path, ...]:
+    """The absolute paths of a job's key images (`"keys": [...]`, frame interpolation only)."""
+    if task != "frame_interpolation":
+        raise JobError(f"keys (key images) apply to frame_interpolation only, not {task!r}")
+    if source is not None or reading:
+        raise JobError(f"give keys (key images) or input, not both; remove {', '.join(['input'] * (source is not None) + reading)}")
+    if (not isinstance(keys, list) or not 2 <= len(keys) < frames
+            or not all(isinstance(k, str) and k.strip() and len(k) <= limits.MAX_INPUT_CHARS and "\0" not in k
+                       and _utf8(k) for k in keys)):
+        raise JobError(f"keys must be a list of 2 .. {frames - 1} image paths (each file's first frame is one key "
+                       f"image; relative to the JOBS file's folder), got {shown(keys)}")
+    return tuple((base / k).absolute() for k in keys)
 
 
 def decode_line(raw: bytes) -> tuple[object, str | None]:
@@ -354,7 +400,7 @@ def read_jobs(path: str | os.PathLike, facts: ModelFacts) -> tuple[list[Job], li
                 error = str(e)
             else:
                 # names are compared case-folded: on macOS and Windows 'A.mp4' and 'a.mp4' are one file
-                names = [n.lower() for n in job.output_names(frames)]
+                names = [n.lower() for n in job.output_names(job.output_frames(frames))]
                 clash = next((owners[n] for n in names if n in owners), None)
                 if clash is not None:
                     error = (f"output names collide with job {clash.id!r} (line {clash.line}); choose another id "

@@ -51,8 +51,8 @@ def plan(jobs_path: str | os.PathLike, out: str | os.PathLike, facts: ModelFacts
     lines = latest_lines(out)  # every report file's latest line of a job: clocks of machines may differ
     configs = {j.id: j.config(facts) for j in mine}
     frames = facts.video_shape[0]
-    done = [j for j in mine
-            if any(is_done(j, row, out, configs[j.id], j.output_names(frames)) for row in lines.get(j.id, []))]
+    done = [j for j in mine if any(is_done(j, row, out, configs[j.id], j.output_names(j.output_frames(frames)))
+                                   for row in lines.get(j.id, []))]
     finished = {j.id for j in done}
     return Plan(shard, mine, bad, [j for j in mine if j.id not in finished], done, configs)
 
@@ -79,7 +79,8 @@ def generate_tokens(generator, jobs: list[Job], clips: list[np.ndarray | None]) 
     video = np.stack(clips) if clips[0] is not None else None
     classes = [j.class_id for j in jobs] if jobs[0].class_id is not None else None
     settings = {k: v for k, v in first.settings().items() if k != "seed"}
-    return generator.generate_tokens(first.task, video, classes, seed=[j.seed for j in jobs], **settings)
+    return generator.generate_tokens(first.task, video, classes, seed=[j.seed for j in jobs], **settings,
+                                     **first.extent())
 
 
 # --------------------------------------------------------------------------- running
@@ -191,15 +192,19 @@ class Runner:
         all_ok = True
         for job in jobs:
             started = time.monotonic()
-            if job.input is None:
+            if job.input is None and not job.keys:
                 ready.append(job)
                 clips.append(None)
                 reads[job.id] = 0.0
                 continue
             try:
-                clip = videoio.read_video(job.input, num_frames=frames, size=(height, width),
-                                          stride=job.stride or 1, fps=job.fps, start=job.start or 0,
-                                          min_frames=task_registry.frames_needed(job.task, frames))
+                if job.keys:  # key images: the first frame of each file
+                    clip = np.concatenate([videoio.read_video(key, num_frames=1, size=(height, width))
+                                           for key in job.keys])
+                else:
+                    clip = videoio.read_video(job.input, num_frames=frames, size=(height, width),
+                                              stride=job.stride or 1, fps=job.fps, start=job.start or 0,
+                                              min_frames=task_registry.frames_needed(job.task, frames))
             except Exception as e:  # noqa: BLE001 - one job's bad input must not stop the others
                 error = describe(e, "read")
                 if isinstance(e, videoio.TooFewFrames):
@@ -250,7 +255,8 @@ class Runner:
         try:
             videos = panels = None
             if job.format != "npy":
-                videos = self.generator.decode(tokens)  # per job, as Generator.generate decodes
+                # per job, as Generator.generate decodes (and cuts a long clip to its whole frames)
+                videos = self.generator.decode(tokens)[:, :job.output_frames(self.facts.video_shape[0])]
                 if job.replace_condition_pixels:
                     inputs = np.repeat(clip[None], len(videos), axis=0)
                     videos = task_registry.replace_condition_pixels(videos, job.task, inputs, self.facts.latent_shape)
@@ -378,7 +384,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
         report.close()
         raise
     summary = Summary(skipped=len(the_plan.done), report=str(report_path), shard=shard)
-    names = {n for j in the_plan.jobs for n in j.output_names(facts.video_shape[0])}
+    names = {n for j in the_plan.jobs for n in j.output_names(j.output_frames(facts.video_shape[0]))}
     remove_stale_temporaries(out, names)
     progress = progress or Progress(sum(j.num_videos for j in the_plan.pending))
     runner = Runner(generator, facts, out, report, the_plan, progress, log)
