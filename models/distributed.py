@@ -48,7 +48,11 @@ def setup(device: str = "auto") -> Dist:
 
 
 def cleanup() -> None:
+    """Tear the process group down once every rank is here: a rank that destroyed its gloo
+    group while rank 0 was still saving aborted ("terminate called without an active
+    exception") on a loaded machine."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
