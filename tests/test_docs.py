@@ -86,8 +86,8 @@ def test_plot_series_come_from_the_bench_json():
     """The tiny table's medians (docs/benchmarks.md) are what the plot reads."""
     bench = json.loads((ROOT / "scripts" / "bench_cpu.json").read_text())
     tiny = plot_docs.bench_series(bench)["tiny"]
-    assert round(tiny["generation"]["frame_prediction"]["ort"]) == 1243
-    assert round(tiny["graphs"]["transformer_step"]["ort_int8"]) == 60
+    assert round(tiny["generation"]["frame_prediction"]["ort"]) == 1529
+    assert round(tiny["graphs"]["transformer_step"]["ort_int8"]) == 84
     assert list(tiny["graphs"]["vq_decoder"]) == list(plot_docs.BACKENDS)
 
 
