@@ -101,7 +101,7 @@ def test_a_signal_leaves_no_output_without_its_report_line(tmp_path, artifacts, 
     got no report line, so a rerun made them again. Now the workers start no further group,
     the running ones are recorded, and the rerun does exactly the jobs that never ran."""
     lines = [{"id": f"s{i}", "task": "CG", "class": i % 10, "steps": 4, "seed": i, "format": "npy"}
-             for i in range(12)]
+             for i in range(24)]  # enough that the run cannot finish before the stop reaches the workers
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "out"
