@@ -133,7 +133,7 @@ def run_ray(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=N
     except ArtifactError as e:
         report.close()
         raise batch.RunError(str(e)) from None
-    names = {n for j in the_plan.jobs for n in j.output_names(j.output_frames(facts.video_shape[0]))}
+    names = {n for j in the_plan.jobs for n in j.output_names(facts.video_shape[0])}
     batch.remove_stale_temporaries(out, names)
     summary = batch.Summary(skipped=len(the_plan.done), report=str(report.path), shard=shard)
     progress = progress or batch.Progress(sum(j.num_videos for j in the_plan.pending))

@@ -109,9 +109,10 @@ class Job:
         return (self.task, len(self.keys), *sorted(self.resolved(decoding).items()), *sorted(self.extent().items()))
 
     def output_names(self, frames: int) -> list[str]:
-        """File names (in --out) this job writes, in writing order."""
+        """File names (in --out) this job writes, in writing order, for a model of `frames`-frame clips."""
         if self.format == "npy":
             return [f"{self.id}.npy"]
+        frames = self.output_frames(frames)
         names = []
         for k in range(self.num_videos):
             base = self.id if self.num_videos == 1 else f"{self.id}.{k}"
@@ -400,7 +401,7 @@ def read_jobs(path: str | os.PathLike, facts: ModelFacts) -> tuple[list[Job], li
                 error = str(e)
             else:
                 # names are compared case-folded: on macOS and Windows 'A.mp4' and 'a.mp4' are one file
-                names = [n.lower() for n in job.output_names(job.output_frames(frames))]
+                names = [n.lower() for n in job.output_names(frames)]
                 clash = next((owners[n] for n in names if n in owners), None)
                 if clash is not None:
                     error = (f"output names collide with job {clash.id!r} (line {clash.line}); choose another id "

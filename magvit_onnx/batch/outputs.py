@@ -44,13 +44,14 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_outputs(job: Job, out: Path, tokens: np.ndarray, videos: np.ndarray | None,
+def write_outputs(job: Job, out: Path, frames: int, tokens: np.ndarray, videos: np.ndarray | None,
                   panels: tuple[np.ndarray, np.ndarray] | None) -> list[Path]:
-    """Write every output of `job` atomically; returns the paths in `job.output_names` order.
+    """Write every output of `job` (for a model of `frames`-frame clips) atomically; returns the paths in
+    `job.output_names` order.
     On an error the files written so far are removed and the error is raised."""
     from magvit_onnx import video as videoio
 
-    names = iter(job.output_names(len(videos[0]) if videos is not None else 0))
+    names = iter(job.output_names(frames))
     written: list[Path] = []
 
     def target() -> Path:

@@ -51,7 +51,7 @@ def plan(jobs_path: str | os.PathLike, out: str | os.PathLike, facts: ModelFacts
     lines = latest_lines(out)  # every report file's latest line of a job: clocks of machines may differ
     configs = {j.id: j.config(facts) for j in mine}
     frames = facts.video_shape[0]
-    done = [j for j in mine if any(is_done(j, row, out, configs[j.id], j.output_names(j.output_frames(frames)))
+    done = [j for j in mine if any(is_done(j, row, out, configs[j.id], j.output_names(frames))
                                    for row in lines.get(j.id, []))]
     finished = {j.id for j in done}
     return Plan(shard, mine, bad, [j for j in mine if j.id not in finished], done, configs)
@@ -268,7 +268,7 @@ class Runner:
                         condition = task_registry.condition(job.task, clip[None].astype(np.float32) / 255.0,
                                                             self.facts.latent_shape)["video"][0]
                         panels = (clip, to_uint8(condition))
-            paths = write_outputs(job, self.out, tokens, videos, panels)
+            paths = write_outputs(job, self.out, self.facts.video_shape[0], tokens, videos, panels)
             outputs = [{"path": p.name, "sha256": sha256(p)} for p in paths]
             fsync_folder(self.out)
         except Exception as e:  # noqa: BLE001
@@ -384,7 +384,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
         report.close()
         raise
     summary = Summary(skipped=len(the_plan.done), report=str(report_path), shard=shard)
-    names = {n for j in the_plan.jobs for n in j.output_names(j.output_frames(facts.video_shape[0]))}
+    names = {n for j in the_plan.jobs for n in j.output_names(facts.video_shape[0])}
     remove_stale_temporaries(out, names)
     progress = progress or Progress(sum(j.num_videos for j in the_plan.pending))
     runner = Runner(generator, facts, out, report, the_plan, progress, log)
