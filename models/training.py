@@ -1,6 +1,7 @@
 """What both training scripts share: progress lines, JSONL metrics, resumable state, the loop."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -60,6 +61,21 @@ class MetricsLog:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key != "step":
                     self.writer.add_scalar(key, value, record["step"])
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, what: str, every: int) -> None:
+    """The options both training scripts share: time limit, device, precision, logging, seed.
+    `what` names the compiled / autocast module in the help texts; `every` is the default eval and save period."""
+    p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
+    p.add_argument("--device", default="auto", help="'auto': this process's GPU if any, else the CPU")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"bf16 autocast for {what} (fp32 weights); default: on with CUDA, off on CPUs")
+    p.add_argument("--compile", action="store_true", help=f"torch.compile {what}")
+    p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (needs tensorboard)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--eval-every", type=int, default=every)
+    p.add_argument("--save-every", type=int, default=every)
 
 
 def save_state(path: Path, state: dict) -> None:

@@ -45,7 +45,7 @@ from magvit_onnx.models.discriminator import StyleGANDiscriminator
 from magvit_onnx.models.inflation import inflate_2d_to_3d
 from magvit_onnx.models.losses import EMA, TokenizerLoss, tokenizer_train_step, vq_optimizers
 from magvit_onnx.models.token_loss import warmup_cosine
-from magvit_onnx.models.training import load_state, plain, save_state, train_loop
+from magvit_onnx.models.training import add_run_arguments, load_state, plain, save_state, train_loop
 from magvit_onnx.models.vqvae import VQVAE
 
 VAL_CLIPS = 8
@@ -83,16 +83,7 @@ def parse_args(argv=None):
                    help="train the decoder only (encoder and codebook frozen: tokens do not change); needs --init")
     p.add_argument("--reseed-every", type=int, default=0,
                    help="every N steps give dead codes the values of recent encoder outputs (ours; 0 = official: never)")
-    p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
-    p.add_argument("--device", default="auto", help="'auto': this process's GPU if any, else the CPU")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (fp32 weights and quantizer); default: on with CUDA, off on CPUs")
-    p.add_argument("--compile", action="store_true", help="torch.compile the tokenizer and discriminator")
-    p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (needs tensorboard)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--save-every", type=int, default=200)
+    add_run_arguments(p, what="the tokenizer and discriminator", every=200)
     args = p.parse_args(argv)
     if args.decoder_only and args.init is None:
         p.error("--decoder-only fine-tunes a trained tokenizer: give its weights with --init")

@@ -44,7 +44,7 @@ from magvit_onnx.models.commit_training import (commit_loss, condition_variants,
                                                 step_randomness, task_schedule, tokenize_task)
 from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
-from magvit_onnx.models.training import Progress, load_state, plain, save_state, train_loop
+from magvit_onnx.models.training import Progress, add_run_arguments, load_state, plain, save_state, train_loop
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
@@ -91,16 +91,7 @@ def parse_args(argv=None):
                    help="frame-prediction condition lengths to train, e.g. '1,5' (ours; official: 1 only)")
     p.add_argument("--task-weights", type=parse_task_weights, default={},
                    help="per-task schedule weights, e.g. 'CG=3,CFP=1.5' (official per-task `weight`; default 1 each)")
-    p.add_argument("--time-limit", type=float, default=None, help="stop (and save) after this many minutes")
-    p.add_argument("--device", default="auto", help="'auto': this process's GPU if any, else the CPU")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast for the transformer (fp32 weights); default: on with CUDA, off on CPUs")
-    p.add_argument("--compile", action="store_true", help="torch.compile the transformer")
-    p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (needs tensorboard)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--save-every", type=int, default=250)
+    add_run_arguments(p, what="the transformer", every=250)
     args = p.parse_args(argv)
     for name in ("steps", "batch_size", "grad_accum"):
         if getattr(args, name) < 1:
