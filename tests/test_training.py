@@ -42,6 +42,11 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     assert set(report["unknown_region_mse"]) == {"frame_prediction", "frame_interpolation", "outpainting_c",
                                                  "outpainting_v", "outpainting_h", "outpainting_dv", "inpainting_c",
                                                  "inpainting_dv", "frame_prediction_c"}
+    sheet = tmp_path / "sheet.png"
+    out = run("tokenizer_sheet.py", "--weights", tok / "tokenizer.safetensors", tok / "tokenizer.safetensors",
+              "--data", "synthetic,dead_leaves", "--per-source", 1, "--out", sheet)
+    width, height = (int.from_bytes(sheet.read_bytes()[k:k + 4], "big") for k in (16, 20))  # PNG IHDR
+    assert width > 3 * 4 * 64 and 2 * 64 < height < 4 * 64 * 2  # 3 columns of 4 frames, 2 rows (frames at scale 1)
 
     tr = tmp_path / "tr"
     out = run("train_transformer.py", "--tokenizer", tok / "tokenizer.safetensors", "--out", tr, "--pool", 4,
