@@ -1,7 +1,7 @@
 """Parity of an artifacts folder against the PyTorch reference it was exported from.
 
-Same inputs, same random numbers: encoder token ids must be equal, the decoder and the
-step's logits close (fp32: 1e-4 max abs), sampled tokens identical, and a whole
+Same inputs, same random numbers: encoder token ids must be equal (except exact ties, see
+`encoder_mismatches`), the decoder and the step's logits close (fp32: 1e-4 max abs), sampled tokens identical, and a whole
 generation token-identical between `reference_pipeline` and ONNX Runtime, also beyond one
 window (long frame prediction, stop motion, panoramas).
 """
@@ -35,6 +35,26 @@ def step_feeds(config: MagvitConfig, batch: int, rng: np.random.Generator, *, gu
             "top_p": np.array(top_p, np.float32), "guidance_scale": np.array(guidance_scale, np.float32)}
 
 
+TIE = 1e-5
+"""Relative width of a near-tie in the codebook search: two codewords whose squared distances
+to a latent differ by less than TIE * (1 + |z|^2) are tied to within the float error of
+|z|^2 - 2 z.e + |e|^2 (the encoder's last bits differ between backends), so either id is right."""
+
+
+def encoder_mismatches(vq: VQVAE, video: np.ndarray, ids_ort: np.ndarray, ids_ref: np.ndarray) -> tuple[int, int]:
+    """(ids that differ beyond a near-tie, ids that differ within one) for ONNX Runtime's `ids_ort`
+    against the reference's `ids_ref` of the same `video`, judged by the reference's distances.
+    A trained codebook can put two codewords within 1e-6 of a latent (measured: one id in 2,048)."""
+    with torch.no_grad():
+        z = vq.encode(torch.from_numpy(video).to(next(vq.parameters()).device))
+        distances = vq.quantizer.distances(z).cpu().numpy()  # (B, t, h, w, K)
+    gap = np.abs(np.take_along_axis(distances, ids_ort[..., None], -1)
+                 - np.take_along_axis(distances, ids_ref[..., None], -1))[..., 0]
+    tied = gap <= TIE * (1 + (z.cpu().numpy() ** 2).sum(-1))
+    differ = ids_ort != ids_ref
+    return int((differ & ~tied).sum()), int((differ & tied).sum())
+
+
 def check_parity(folder: str | Path, config: MagvitConfig, vq: VQVAE, transformer: Transformer, *,
                  seed: int = 0, batch: int = 2, tasks: tuple[str, ...] = tuple(TASKS), steps: int = 4,
                  providers="cpu", device: str = "cpu", **engine_options) -> dict:
@@ -47,7 +67,7 @@ def check_parity(folder: str | Path, config: MagvitConfig, vq: VQVAE, transforme
     report: dict = {}
 
     ids_ort, ids_ref = onnx_side.engine.encode(video), torch_side.engine.encode(video)
-    report["encoder_token_mismatches"] = int((ids_ort != ids_ref).sum())
+    report["encoder_token_mismatches"], report["encoder_tie_flips"] = encoder_mismatches(vq, video, ids_ort, ids_ref)
     report["decoder_max_abs"] = float(np.abs(onnx_side.engine.decode(ids_ref) - torch_side.engine.decode(ids_ref)).max())
 
     mismatches, total, prob_diff, prob_diff_equal = 0, 0, 0.0, 0.0

@@ -20,7 +20,7 @@ import torch
 from helpers import small_config
 from magvit_onnx.export.exporter import export_all, seeded_random_models
 from magvit_onnx.export.graphs import filter_logits, sample
-from magvit_onnx.export.parity import check_parity, step_feeds, step_logits_max_abs
+from magvit_onnx.export.parity import check_parity, encoder_mismatches, step_feeds, step_logits_max_abs
 from magvit_onnx.export.reference import reference_pipeline
 from magvit_onnx.runtime.artifacts import ArtifactError, load_manifest
 from magvit_onnx.runtime.pipeline import Pipeline
@@ -81,6 +81,25 @@ def test_encoder_and_decoder_parity(pipelines):
     a, b = ours.engine.decode(ids), ref.engine.decode(ids)
     assert np.isfinite(a).all() and a.std() > 0
     assert np.abs(a - b).max() < 1e-4
+
+
+def test_encoder_parity_forgives_only_exact_ties():
+    config = small_config()
+    vq, _ = seeded_random_models(config, seed=0)
+    video = np.random.default_rng(1).random((1, 8, 32, 32, 3), dtype=np.float32)
+    with torch.no_grad():
+        ref = vq.tokenize(torch.from_numpy(video)).numpy()
+    spare = next(k for k in range(config.vq.codebook_size) if k not in ref)
+    first = ref[0, 0, 0, 0]
+    with torch.no_grad():  # a spare codeword within float error of the first latent's codeword: a tie
+        vq.quantizer.codebook[spare] = vq.quantizer.codebook[first] * (1 + 1e-7)
+    tie_flip = ref.copy()
+    tie_flip[0, 0, 0, 0] = spare
+    assert encoder_mismatches(vq, video, tie_flip, ref) == (0, 1)
+    far = np.argmax(vq.quantizer.distances(vq.encode(torch.from_numpy(video)))[0, 0, 0, 0].detach().numpy())
+    wrong = ref.copy()
+    wrong[0, 0, 0, 0] = far
+    assert encoder_mismatches(vq, video, wrong, ref) == (1, 0)
 
 
 @pytest.mark.parametrize("settings", [{}, {"guidance_scale": 2.0}, {"top_k": 3}, {"top_p": 0.5},
