@@ -97,8 +97,9 @@ def mean_colour_fill(clips: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
 
 
 def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_names: list[str],
-             steps: int | None = None, guidance_scale: float | None = None, clips: np.ndarray | None = None) -> dict:
-    """The report on `clips` (default: `count` synthetic test clips, with their labels)."""
+             settings: dict[str, float | None], clips: np.ndarray | None = None) -> dict:
+    """The report on `clips` (default: `count` synthetic test clips, with their labels), decoding with
+    `settings` (steps, guidance_scale, sampling_temperature; None = the model's)."""
     labels = None
     if clips is None:
         clips, labels = synthetic.make_dataset("test", count)
@@ -107,9 +108,10 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
     task_names = [n for n in task_names if labels is not None or not tasks.get_task(n).class_conditional]
     latent = generator.manifest["latent_shape"]
     decoding = generator.manifest["decoding"]
-    settings = {"steps": steps, "guidance_scale": guidance_scale}
-    report: dict = {"count": count, "seed": seed, "steps": steps or decoding["num_iter"],
-                    "guidance_scale": decoding["guidance_scale"] if guidance_scale is None else guidance_scale}
+    defaults = {"steps": decoding["num_iter"], "guidance_scale": decoding["guidance_scale"],
+                "sampling_temperature": decoding["sampling_temperature"]}
+    report: dict = {"count": count, "seed": seed} | {k: settings.get(k) if settings.get(k) is not None else v
+                                                     for k, v in defaults.items()}
 
     recon = in_batches(lambda s: generator.decode(generator.encode(clips[s])), count, batch)
     report["tokenizer"] = {"psnr": float(psnr(clips, recon).mean()), "ssim": float(ssim(clips, recon).mean())}
@@ -165,6 +167,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="decoding steps (default: the model's)")
     p.add_argument("--guidance-scale", type=float, default=None,
                    help="classifier-free guidance scale (default: the model's; official 0 = none)")
+    p.add_argument("--sampling-temperature", type=float, default=None,
+                   help="temperature of token sampling (default: the model's, the official 1.0)")
     p.add_argument("--tasks", default=None, help="comma-separated task ids or abbreviations (default: all)")
     p.add_argument("--data", type=Path, default=None,
                    help="a folder of videos to evaluate on instead of the synthetic test split")
@@ -188,8 +192,9 @@ def main(argv=None):
         p.error(f"--tasks: this model does not serve {', '.join(unserved)}; it serves {', '.join(generator.tasks)}")
     clips = None if args.data is None else video_windows(args.data, generator.video_shape, args.count, args.window_gap)
     report = evaluate(generator, args.count, args.seed, args.batch,
-                      lambda line: print(line, file=sys.stderr, flush=True), names, args.steps, args.guidance_scale,
-                      clips)
+                      lambda line: print(line, file=sys.stderr, flush=True), names,
+                      {"steps": args.steps, "guidance_scale": args.guidance_scale,
+                       "sampling_temperature": args.sampling_temperature}, clips)
     if args.data is not None:
         report["data"] = str(args.data)
     # The folder as a path relative to here when it is inside (the report stays true in any

@@ -168,6 +168,14 @@ def test_evaluate_script(artifacts, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert set(report["tasks"]) == {"full_generation", "frame_prediction"} and report["guidance_scale"] == 2
+    # Another sampling temperature draws other tokens from the same seeds.
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
+                             "--count", "4", "--steps", "1", "--batch", "1", "--tasks", "FP",
+                             "--sampling-temperature", "0.5", "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["sampling_temperature"] == 0.5
+    assert report["tasks"]["frame_prediction"]["unknown_mse"] != batch1["frame_prediction"]["unknown_mse"]
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
                              "--tasks", "CG,XX"], capture_output=True, text=True)
     assert result.returncode == 2 and "XX" in result.stderr
