@@ -48,9 +48,10 @@ def encoder_mismatches(vq: VQVAE, video: np.ndarray, ids_ort: np.ndarray, ids_re
     with torch.no_grad():
         z = vq.encode(torch.from_numpy(video).to(next(vq.parameters()).device))
         distances = vq.quantizer.distances(z).cpu().numpy()  # (B, t, h, w, K)
+        z_norm = z.pow(2).sum(-1).cpu().numpy()  # (B, t, h, w)
     gap = np.abs(np.take_along_axis(distances, ids_ort[..., None], -1)
                  - np.take_along_axis(distances, ids_ref[..., None], -1))[..., 0]
-    tied = gap <= TIE * (1 + (z.cpu().numpy() ** 2).sum(-1))
+    tied = gap <= TIE * (1 + z_norm)
     differ = ids_ort != ids_ref
     return int((differ & ~tied).sum()), int((differ & tied).sum())
 

@@ -58,6 +58,13 @@ def load_weights(path: str | Path, modules: dict[str, torch.nn.Module]) -> None:
         module.load_state_dict(state, strict=True)
 
 
+def load_tokenizer(path: str | Path, device: str | torch.device = "cpu") -> VQVAE:
+    """The tokenizer (eval mode) of a tokenizer or model checkpoint."""
+    vq = VQVAE(read_config(path).vq)
+    load_weights(path, {"vq": vq})
+    return vq.to(device).eval()
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MagvitConfig, VQVAE, Transformer]:
     """Config, tokenizer and transformer (eval mode) of a model checkpoint."""
     config = read_config(path)

@@ -19,7 +19,7 @@ import torch
 
 from magvit_onnx import synthetic
 from magvit_onnx.metrics import as_float, emit_report, psnr, ssim, unknown_mse
-from magvit_onnx.models.checkpoint import load_weights, read_config, read_metadata
+from magvit_onnx.models.checkpoint import load_tokenizer, read_config, read_metadata
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
 
@@ -40,11 +40,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
-    config = read_config(args.weights)
-    vq = VQVAE(config.vq)
-    load_weights(args.weights, {"vq": vq})
+    config, vq = read_config(args.weights), load_tokenizer(args.weights)
     clips, labels = synthetic.make_dataset("test", args.count)
-    recon = reconstruct(vq.eval(), clips, args.batch)
+    recon = reconstruct(vq, clips, args.batch)
     metadata = {k: v for k, v in read_metadata(args.weights).items() if k != "magvit_config"}  # steps, source, ...
     report = {"weights": str(args.weights), "weights_metadata": metadata, "count": args.count,
               "psnr": float(psnr(clips, recon).mean()), "ssim": float(ssim(clips, recon).mean()),

@@ -14,21 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from evaluate_tokenizer import reconstruct
 from magvit_onnx.metrics import psnr
-from magvit_onnx.models.checkpoint import load_weights, read_config
+from magvit_onnx.models.checkpoint import load_tokenizer
 from magvit_onnx.models.data import parse_data
-from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.video import contact_sheet, write_png
-
-
-def load_tokenizer(weights: Path) -> VQVAE:
-    vq = VQVAE(read_config(weights).vq).eval()
-    load_weights(weights, {"vq": vq})
-    return vq
 
 
 def main(argv=None):
@@ -37,13 +27,12 @@ def main(argv=None):
     p.add_argument("--labels", default=None, help="comma-separated column names (default: the files' folder names)")
     p.add_argument("--data", default="synthetic,dead_leaves,photos", help="comma-separated sources (test split)")
     p.add_argument("--per-source", type=int, default=2, help="clips per source")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sources' test clips")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = p.parse_args(argv)
     labels = args.labels.split(",") if args.labels else [w.parent.name for w in args.weights]
     if len(labels) != len(args.weights):
         p.error(f"--labels names {len(labels)} columns for {len(args.weights)} --weights")
-    torch.manual_seed(args.seed)
     tokenizers = [load_tokenizer(w) for w in args.weights]
     shape = tokenizers[0].config.video_shape
     rows = []

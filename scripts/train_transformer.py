@@ -39,7 +39,7 @@ import torch
 import torch.distributed
 
 from magvit_onnx.models import distributed
-from magvit_onnx.models.checkpoint import load_weights, read_config, save_weights
+from magvit_onnx.models.checkpoint import load_tokenizer, read_config, save_weights
 from magvit_onnx.models.commit_training import (commit_loss, condition_variants, mask_tokens, optimizer_step,
                                                 step_randomness, task_schedule, tokenize_task)
 from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
@@ -230,9 +230,7 @@ def main(argv=None):
         raise SystemExit(f"--restart-at {args.restart_at} is past the step training resumes at ({resumes_at}); "
                          f"a restart begins at or before it")
 
-    vq = VQVAE(config.vq)
-    load_weights(args.tokenizer, {"vq": vq})
-    vq = vq.to(device).eval().requires_grad_(False)
+    vq = load_tokenizer(args.tokenizer, device).requires_grad_(False)
     variants = condition_variants(config.tasks, config, fp_cond_frames)
     masks = latent_masks(config, variants)
     if dist.main:  # rank 0 tokenizes the pools; the others wait, then every rank reads them
