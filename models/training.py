@@ -10,6 +10,7 @@ from typing import Callable
 
 import torch
 
+from magvit_onnx.models import distributed
 from magvit_onnx.models.distributed import Dist, any_rank
 
 
@@ -76,6 +77,16 @@ def add_run_arguments(p: argparse.ArgumentParser, *, what: str, every: int) -> N
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--eval-every", type=int, default=every)
     p.add_argument("--save-every", type=int, default=every)
+
+
+def start_run(args: argparse.Namespace) -> tuple[Dist, bool]:
+    """This process's rank and device (`distributed.setup`), the seed set, and whether to run in
+    bf16 (`--bf16`; by default on with CUDA). Seeded before any weights exist, so every rank
+    starts from the same initial weights."""
+    dist = distributed.setup(args.device)
+    torch.manual_seed(args.seed)
+    bf16 = dist.device.type == "cuda" if args.bf16 is None else args.bf16
+    return dist, bf16
 
 
 def save_state(path: Path, state: dict) -> None:

@@ -45,7 +45,7 @@ from magvit_onnx.models.discriminator import StyleGANDiscriminator
 from magvit_onnx.models.inflation import inflate_2d_to_3d
 from magvit_onnx.models.losses import EMA, TokenizerLoss, tokenizer_train_step, vq_optimizers
 from magvit_onnx.models.token_loss import warmup_cosine
-from magvit_onnx.models.training import add_run_arguments, load_state, plain, save_state, train_loop
+from magvit_onnx.models.training import add_run_arguments, load_state, plain, save_state, start_run, train_loop
 from magvit_onnx.models.vqvae import VQVAE
 
 VAL_CLIPS = 8
@@ -113,10 +113,8 @@ def code_usage(vq: VQVAE, clips: torch.Tensor) -> float:
 
 def main(argv=None):
     args = parse_args(argv)
-    dist = distributed.setup(args.device)
+    dist, bf16 = start_run(args)
     device = dist.device
-    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
-    torch.manual_seed(args.seed)  # the same initial weights on every rank
     config = get_config(args.preset)
     frames, height, width = config.vq.video_shape
     shape = (1, height, width) if args.dims == 2 else config.vq.video_shape

@@ -44,7 +44,7 @@ from magvit_onnx.models.commit_training import (commit_loss, condition_variants,
                                                 step_randomness, task_schedule, tokenize_task)
 from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
-from magvit_onnx.models.training import Progress, add_run_arguments, load_state, plain, save_state, train_loop
+from magvit_onnx.models.training import Progress, add_run_arguments, load_state, plain, save_state, start_run, train_loop
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
@@ -205,10 +205,8 @@ def served_tasks(config, labelled: Source | None, is_main: bool) -> tuple[str, .
 
 def main(argv=None):
     args = parse_args(argv)
-    dist = distributed.setup(args.device)
+    dist, bf16 = start_run(args)
     device = dist.device
-    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
-    torch.manual_seed(args.seed)  # the same initial weights on every rank
     config = read_config(args.tokenizer)
     fp_cond_frames = parse_frames(args.fp_cond_frames, config.vq.video_shape[0])
     source = parse_data(args.data, config.vq.video_shape, "train", args.seed, args.stride, args.fps)
