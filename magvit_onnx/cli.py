@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from magvit_onnx.runtime.artifacts import ArtifactError
-from magvit_onnx.runtime.providers import ProviderError
 
 ARTIFACTS = click.option("--artifacts", type=click.Path(file_okay=False), default=None,
                          help="Artifacts folder (default: the shipped default model).")
@@ -21,7 +20,18 @@ PROVIDERS = click.option("--providers", default="cpu", show_default=True,
 
 def fail(error: Exception) -> None:
     """Known errors end the command with one clear line and exit code 1."""
-    raise click.ClickException(error.command_line() if isinstance(error, ProviderError) else str(error)) from error
+    command_line = getattr(error, "command_line", None)  # ProviderError's advice names --providers
+    raise click.ClickException(command_line() if command_line else str(error)) from error
+
+
+def provider_error() -> type[Exception]:
+    """`ProviderError`, imported when a command runs graphs: without onnxruntime (an extra) that
+    command ends with one line naming the extra, while `--help` and `export` still work."""
+    try:
+        from magvit_onnx.runtime.providers import ProviderError
+    except ImportError as e:
+        raise click.ClickException(str(e)) from None
+    return ProviderError
 
 
 def make_out(out: str) -> None:
@@ -56,12 +66,13 @@ def main():
                    "as in the official configs).")
 def demo(out, artifacts, providers, seed, steps, replace_condition_pixels):
     """Run all ten tasks on synthetic test clips: mp4 + GIF per task and contact_sheet.png."""
+    known = (ArtifactError, provider_error(), ValueError)
     from magvit_onnx.demo import run_demo
 
     make_out(out)
     try:
         run_demo(out, artifacts, providers, seed=seed, steps=steps, replace_condition_pixels=replace_condition_pixels)
-    except (ArtifactError, ProviderError, ValueError) as e:
+    except known as e:
         fail(e)
     except OSError as e:
         fail(ValueError(f"--out {out}: cannot write ({e.strerror or e})"))
@@ -72,13 +83,14 @@ def demo(out, artifacts, providers, seed, steps, replace_condition_pixels):
 @PROVIDERS
 def info(artifacts, providers):
     """Print the model, its tasks, and the execution providers (available and used) as JSON."""
+    known = (ArtifactError, provider_error())
     import onnxruntime
 
     from magvit_onnx.generator import Generator
 
     try:
         generator = Generator(artifacts, providers)
-    except (ArtifactError, ProviderError) as e:
+    except known as e:
         fail(e)
     report = {**generator.info(), "available_providers": onnxruntime.get_available_providers(),
               "onnxruntime": onnxruntime.__version__, "model_card": generator.manifest.get("model_card")}

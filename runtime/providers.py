@@ -20,8 +20,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import onnxruntime as ort
-from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf, NoSuchFile
+try:
+    import onnxruntime as ort
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf, NoSuchFile
+except ImportError as error:  # the flavour is an extra: one line that says which to install
+    raise ImportError("onnxruntime is not installed: pip install 'magvit-onnx[cpu]', "
+                      "or 'magvit-onnx[gpu]' on a CUDA machine") from error
 
 ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
            "tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider"}

@@ -18,16 +18,21 @@ def small_config(**overrides):
     )
 
 
-BLOCK_TORCH = """
+BLOCK = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked")
+        if name == {module!r} or name.startswith({module!r} + "."):
+            raise ImportError({module!r} + " is blocked")
 sys.meta_path.insert(0, Block())
 """
 
 
+def run_without(module: str, code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter where any import of `module` fails."""
+    return subprocess.run([sys.executable, "-c", BLOCK.format(module=module) + code],
+                          capture_output=True, text=True, cwd="/")
+
+
 def run_without_torch(code: str) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter where any import of torch fails."""
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, cwd="/")
+    return run_without("torch", code)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import run_without_torch
+from helpers import run_without, run_without_torch
 from magvit_onnx.cli import main
 from magvit_onnx.demo import PHOTO_ROWS
 from magvit_onnx.runtime.tasks import TASKS
@@ -127,6 +127,18 @@ def test_export_help_needs_no_torch():
     assert "--preset" in result.stdout and "--int8" in result.stdout
     result = run_without_torch("from magvit_onnx.cli import main\nmain(['export', '--out', 'x'])")
     assert result.returncode == 1 and "exporting needs torch" in result.stderr
+
+
+def test_without_onnxruntime_commands_name_the_extra(tmp_path):
+    """Old: a plain install (onnxruntime is an extra) failed `magvit-onnx --help` with a traceback."""
+    result = run_without("onnxruntime", "from magvit_onnx.cli import main\nmain(['--help'])")
+    assert result.returncode == 0 and "demo" in result.stdout, result.stderr[-2000:]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"task": "frame_prediction"}\n')
+    for args in (["info"], ["demo", "--out", str(tmp_path / "demo")], ["run", str(jobs), "--out", str(tmp_path / "run")]):
+        result = run_without("onnxruntime", f"from magvit_onnx.cli import main\nmain({args!r})")
+        assert result.returncode != 0 and "Traceback" not in result.stderr, (args, result.stderr[-2000:])
+        assert "pip install 'magvit-onnx[cpu]'" in result.stderr.strip().splitlines()[-1], args
 
 
 def test_export_forwards_to_the_exporter(tmp_path):

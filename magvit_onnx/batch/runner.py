@@ -352,7 +352,10 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
     """Run this shard's jobs of JOBS into `out` (see the `magvit_onnx.batch` docstring). Returns a Summary;
     raises RunError for problems of the whole run (exit_code 2: usage, 1: model or report)."""
     from magvit_onnx.runtime.artifacts import ArtifactError
-    from magvit_onnx.runtime.providers import ProviderError
+    try:
+        from magvit_onnx.runtime.providers import ProviderError
+    except ImportError as e:  # onnxruntime, an extra, is missing: the error names it
+        raise RunError(str(e)) from None
 
     began = time.monotonic()
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
