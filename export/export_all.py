@@ -12,6 +12,9 @@ from pathlib import Path
 
 import click
 
+from magvit_onnx.cli import make_out
+from magvit_onnx.models.config import PRESETS  # plain dataclasses: --help stays torch-free
+
 # Stated limits of `--check` for reduced precision, against torch fp32 on the same inputs.
 # Trained weights give confident logits, so one moved token changes its probability by up
 # to ~1: probabilities are compared only where the tokens agree.
@@ -49,7 +52,8 @@ def parity_failures(report: dict, precision: str) -> list[str]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--preset", default=None, help="Model preset (tiny, B, L). Default: the weights' own, else tiny.")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+              help="Model preset. Default: the weights' own, else tiny.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="safetensors checkpoint (default: the shipped default model; if none, a seeded random init).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Artifacts folder to write.")
@@ -79,7 +83,10 @@ def main(preset, weights, out, opset, fp16, int8, target, check, random_init, se
     if weights is not None:
         if not weights.is_file():
             raise click.BadParameter(f"{weights} does not exist", param_hint="--weights")
-        config, vq, transformer = load_checkpoint(weights)
+        try:
+            config, vq, transformer = load_checkpoint(weights)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--weights") from None
         if preset not in (None, config.name):
             raise click.BadParameter(f"{weights} holds preset {config.name!r}, not {preset!r}", param_hint="--preset")
         source = {"path": weights.name, "sha256": sha256(weights), "random_init": False}
@@ -96,6 +103,7 @@ def main(preset, weights, out, opset, fp16, int8, target, check, random_init, se
         raise click.BadParameter("choose --fp16 (GPU) or --int8 (CPU), not both", param_hint="--int8")
     if int8 and target == "gpu":
         raise click.BadParameter("int8 artifacts run on CPUs only", param_hint="--target")
+    make_out(out)  # before any work: one line and exit 2 when it cannot be written
     variant = ", fp16" if fp16 else ", int8 step" if int8 else ""
     click.echo(f"exporting preset {config.name!r} to {out} (opset {opset}{variant}) ...", err=True)
     manifest = export_all(config, vq, transformer, out, opset=opset, fp16=fp16, int8=int8, weights=source,

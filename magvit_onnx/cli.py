@@ -34,7 +34,7 @@ def provider_error() -> type[Exception]:
     return ProviderError
 
 
-def make_out(out: str) -> None:
+def make_out(out: str | Path) -> None:
     """Create --out (with parents) before any work; one line and exit 2 when it cannot be
     made or written."""
     path = Path(out)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from magvit_onnx.models.config import MagvitConfig
@@ -36,8 +36,11 @@ def save_weights(path: str | Path, config: MagvitConfig, modules: dict[str, torc
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except SafetensorError as e:
+        raise ValueError(f"{path}: not a safetensors file ({e})") from None
 
 
 def read_config(path: str | Path) -> MagvitConfig:
@@ -55,7 +58,11 @@ def load_weights(path: str | Path, modules: dict[str, torch.nn.Module]) -> None:
         if not state:
             raise ValueError(f"{path} holds no '{name}' weights (it has: "
                              f"{sorted({k.split('.')[0] for k in tensors})})")
-        module.load_state_dict(state, strict=True)
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as e:  # names or shapes of another model
+            raise ValueError(f"{path}: its '{name}' weights do not fit the model its config describes "
+                             f"({str(e).splitlines()[0]})") from None
 
 
 def load_tokenizer(path: str | Path, device: str | torch.device = "cpu") -> VQVAE:

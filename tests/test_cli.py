@@ -146,6 +146,35 @@ def test_export_forwards_to_the_exporter(tmp_path):
     assert result.exit_code == 2 and "opset" in result.output
 
 
+def test_export_refuses_bad_arguments_in_one_line(tmp_path):
+    """Old: an unknown preset, a file that is no checkpoint, a tokenizer-only checkpoint and an
+    --out that cannot be made each ended in a traceback."""
+    import torch
+
+    from helpers import small_config
+    from magvit_onnx.models.checkpoint import save_weights
+    from magvit_onnx.models.vqvae import VQVAE
+
+    not_a_checkpoint = tmp_path / "notes.safetensors"
+    not_a_checkpoint.write_text("not a checkpoint")
+    tokenizer_only = tmp_path / "tokenizer.safetensors"
+    config = small_config()
+    torch.manual_seed(0)
+    save_weights(tokenizer_only, config, {"vq": VQVAE(config.vq)})
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    out = str(tmp_path / "out")
+    cases = [(["--preset", "XL", "--out", out], "'XL' is not one of"),
+             (["--weights", str(not_a_checkpoint), "--out", out], "not a safetensors file"),
+             (["--weights", str(tokenizer_only), "--out", out], "holds no 'transformer' weights"),
+             (["--random-init", "--out", str(a_file / "sub")], "cannot create or write the folder")]
+    for args, needle in cases:
+        result = CliRunner().invoke(main, ["export", *args])
+        assert result.exit_code == 2 and needle in result.output, (args, result.output)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), args
+    assert not (tmp_path / "out").exists()
+
+
 def test_evaluate_script(artifacts, tmp_path):
     out = tmp_path / "eval.json"
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
