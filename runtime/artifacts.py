@@ -122,6 +122,10 @@ def check_manifest(manifest: dict, path: Path) -> None:
         if filename not in files or not _plain_name(filename):
             fail(f"graphs.{graph}.filename", f"one of the files listed in 'files' (got {filename[:80]!r}); "
                                              "every graph is loaded from the folder and verified")
+        for i, item in enumerate(get(entry, "inputs", f"graphs.{graph}.", list, "a list of inputs")):
+            if not (isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("shape"), list)
+                    and all(isinstance(d, (int, str)) and not isinstance(d, bool) for d in item["shape"])):
+                fail(f"graphs.{graph}.inputs[{i}]", "an object with a name and a shape (a list of sizes and axis names)")
     shape(get(manifest, "video", "", dict, "an object with a shape"), "shape", "video.")
     shape(manifest, "latent_shape", "")
     vocab = get(manifest, "vocab", "", dict, "an object")
@@ -136,7 +140,12 @@ def check_manifest(manifest: dict, path: Path) -> None:
         for key in ("needs_video", "class_conditional"):
             get(entry, key, f"tasks.{name}.", bool, "true or false")
         get(entry, "abbreviation", f"tasks.{name}.", str, "a string")
-    get(manifest, "classes", "", list, "a list")
+    for i, entry in enumerate(get(manifest, "classes", "", list, "a list")):
+        class_id = entry.get("id") if isinstance(entry, dict) else entry
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(class_id, bool) or not isinstance(class_id, int) or class_id < 0 \
+                or not isinstance(name, (str, type(None))):
+            fail(f"classes[{i}]", "a class id (an integer >= 0) or an object with an id and a name")
     decoding = get(manifest, "decoding", "", dict, "an object")
     for key, kind in (("num_iter", int), ("top_k", int), ("schedule", str), ("mask_temperature", (int, float)),
                       ("sampling_temperature", (int, float)), ("guidance_scale", (int, float)),

@@ -5,6 +5,7 @@ import errno
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -232,6 +233,10 @@ MANIFEST_DAMAGE = [
     ("video.shape a string", lambda d: _edit(d, lambda m: m["video"].update(shape="8x32x32")),
      "video.shape must be a list of 3 positive integers"),
     ("a truncated graph", _truncate_graph_consistently, "ONNX Runtime cannot load this graph"),
+    ("graph inputs missing", lambda d: _edit(d, lambda m: m["graphs"]["transformer_step"].pop("inputs")),
+     "graphs.transformer_step.inputs must be a list of inputs"),
+    ("a class without an id", lambda d: _edit(d, lambda m: m.update(classes=[{"name": "circle"}])),
+     "classes[0] must be a class id"),
     # 8: confined to the folder, every loaded file verified
     ("graph filename absolute", lambda d: _edit(d, lambda m: m["graphs"]["vq_decoder"].update(
         filename=str(d / "vq_decoder.onnx"))), "graphs.vq_decoder.filename must be one of the files listed"),
@@ -250,7 +255,7 @@ MANIFEST_DAMAGE = [
 def test_damaged_artifacts_give_one_artifact_error_line(tmp_path, artifacts, damage, text):
     broken = _copy(artifacts, tmp_path / "broken")
     damage(broken)
-    with pytest.raises(ArtifactError, match=text.replace(".", r"\.")):
+    with pytest.raises(ArtifactError, match=re.escape(text)):
         Generator(broken)
     from click.testing import CliRunner
 
