@@ -78,7 +78,10 @@ def load_manifest(folder: str | Path, verify: bool = True) -> dict:
                 raise ArtifactError(f"{file} is missing (listed in {path.name})") from None
             if not stat.S_ISREG(info.st_mode):
                 raise ArtifactError(f"{file} is not a regular file (listed in {path.name})")
-            actual = sha256(file)
+            try:
+                actual = sha256(file)
+            except OSError as e:
+                raise ArtifactError(f"{file}: cannot read it ({e.strerror or e})") from None
             if actual != entry["sha256"]:
                 raise ArtifactError(f"{file} does not match its manifest: sha256 {actual[:16]}… expected "
                                     f"{entry['sha256'][:16]}… (tampered or truncated; re-export or re-download)")

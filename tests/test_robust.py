@@ -265,6 +265,16 @@ def test_damaged_artifacts_give_one_artifact_error_line(tmp_path, artifacts, dam
     assert result.exit_code == 1 and text in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
+def test_an_unreadable_graph_is_one_artifact_error_line(tmp_path, artifacts, monkeypatch):
+    """Old: a listed file that could not be read (permissions) raised OSError from the hash."""
+    def unreadable(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(artifact_files, "sha256", unreadable)
+    with pytest.raises(ArtifactError, match=r"vq_encoder\.onnx: cannot read it \(Permission denied\)"):
+        Generator(artifacts)
+
+
 # ----------------------------------------------------------------- 9. inputs that name other files
 
 
