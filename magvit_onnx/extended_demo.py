@@ -16,15 +16,19 @@ from magvit_onnx.video import write_gif, write_mp4
 def write_extended(generator: Generator, clip: np.ndarray, out: Path, *, seed: int = 0, steps: int | None = None,
                    log: Callable[[str], None] = print) -> dict:
     """From one uint8 test clip [T, H, W, 3]: `long_frame_prediction`, `stop_motion` and
-    `panorama` as .mp4 and .gif in `out`; returns {name: {seconds, shape, files}}."""
+    `panorama` as .mp4 and .gif in `out`; returns {name: {seconds, shape, files}}. Each needs
+    its task (frame_prediction, frame_interpolation, outpainting_v); a model without it skips it."""
     frames, _, width = generator.video_shape
     calls = {
-        "long_frame_prediction": ("FP", {"video": clip[:1], "num_frames": 4 * frames}),
-        "stop_motion": ("FI", {"video": clip[[0, frames // 2, frames - 1]]}),
+        "long_frame_prediction": ("frame_prediction", {"video": clip[:1], "num_frames": 4 * frames}),
+        "stop_motion": ("frame_interpolation", {"video": clip[[0, frames // 2, frames - 1]]}),
         "panorama": ("outpainting_v", {"video": clip, "width": 3 * width}),
     }
     summary = {}
     for name, (task, kwargs) in calls.items():
+        if task not in generator.tasks:
+            log(f"{name}: skipped (the model has no {task} task)")
+            continue
         started = time.time()
         video = generator.generate(task, seed=seed, steps=steps, **kwargs)[0]
         seconds = time.time() - started

@@ -319,6 +319,23 @@ def test_demo_writes_a_long_clip_stop_motion_and_a_panorama(tmp_path, gen):
         assert (tmp_path / f"{name}.mp4").stat().st_size > 0 and (tmp_path / f"{name}.gif").stat().st_size > 0
 
 
+def test_demo_skips_what_the_model_has_no_task_for(tmp_path, gen):
+    """Old: a model without frame_interpolation failed the demo after every other output was written."""
+    from magvit_onnx.extended_demo import write_extended
+
+    class WithoutInterpolation:
+        tasks = [name for name in gen.tasks if name != "frame_interpolation"]
+
+        def __getattr__(self, name):
+            return getattr(gen, name)
+
+    lines = []
+    summary = write_extended(WithoutInterpolation(), (clips()[0] * 255).astype(np.uint8), tmp_path, steps=1,
+                             log=lines.append)
+    assert list(summary) == ["long_frame_prediction", "panorama"]
+    assert "stop_motion: skipped (the model has no frame_interpolation task)" in lines
+
+
 def test_key_images_of_the_wrong_size_are_named(gen):
     with pytest.raises(ValueError, match=r"key images: T may be 2..7, got \(1, 3, 16, 16, 3\)"):
         gen.generate("FI", np.zeros((1, 3, 16, 16, 3), np.uint8))
