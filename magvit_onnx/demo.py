@@ -22,7 +22,6 @@ from magvit_onnx.generator import Generator, to_uint8
 from magvit_onnx.runtime import tasks
 from magvit_onnx.video import contact_sheet, read_video, side_by_side, write_gif, write_mp4, write_png
 
-DEMO_SEED = 20_000_000  # first seed of the synthetic test split
 PHOTO_CLIPS = Path(__file__).parent / "demo_clips"
 # (photograph clip, task): the rows shown on photographs, where the model has the task.
 PHOTO_ROWS = (("cat", "frame_prediction"), ("astronaut", "inpainting_c"), ("cat", "outpainting_c"))

@@ -29,7 +29,6 @@ from magvit_onnx.runtime.vocab import SpecialTokens, Vocab
 
 REGIONS = ("rectangle_central", "rectangle_vertical", "rectangle_horizontal",
            "dynamic_vertical", "dynamic_central", "quarter_topleft")
-PADDINGS = ("edge", "interpolate", "constant")
 
 
 @dataclass(frozen=True)
@@ -228,7 +227,6 @@ _COND_FNS = {
     "inpainting": inpainting_cond,
     None: no_cond,
 }
-_OVERRIDES = ("cond_frames", "cond_latent_frames", "cond_padding", "cond_region")
 
 
 def condition(task: str, video: np.ndarray, latent_shape: tuple[int, int, int], **overrides) -> dict:

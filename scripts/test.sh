@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command of the README: builds a fresh virtual environment, installs
+# The test command of the README: makes a virtual environment where there is none, installs
 # everything from scratch (torch==2.13.0 FIRST, so no CUDA build is pulled),
 # then runs pytest. Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail

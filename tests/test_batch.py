@@ -258,7 +258,7 @@ def test_eight_threads_give_the_serial_results(tmp_path, media, gen):
 
 
 def test_job_without_seed_uses_the_derived_seed(tmp_path, media, gen):
-    assert batch.derive_seed("clip-1") == batch.derive_seed("clip-1") < 2 ** 53
+    assert 0 <= batch.derive_seed("clip-1") < 2 ** 53
     assert batch.derive_seed("clip-1") != batch.derive_seed("clip-2")
     expected = int.from_bytes(hashlib.sha256(b"magvit-onnx/seed/clip-1").digest()[:8], "big") >> 11
     assert batch.derive_seed("clip-1") == expected

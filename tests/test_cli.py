@@ -259,3 +259,10 @@ def test_evaluate_script_on_a_folder_of_videos(artifacts, tmp_path):
     empty = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
                             "--data", str(tmp_path / "empty")], capture_output=True, text=True)
     assert empty.returncode != 0 and "no videos" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_run_help_names_every_job_key():
+    from magvit_onnx.batch.jobs import KEYS
+
+    help_text = CliRunner().invoke(main, ["run", "--help"]).output
+    assert [key for key in KEYS if f'"{key}"' not in help_text] == []

@@ -26,12 +26,16 @@ def test_reduced_precision_meets_its_stated_limits_on_the_shipped_model(shipped,
     report = check_parity(tmp_path, config, vq, transformer, batch=1, tasks=("frame_prediction",), steps=2)
     assert parity_failures(report, precision) == []
     assert report["step_token_agreement"] < 1 or precision == "fp16"  # int8 does move tokens: the check can fail
-    assert LIMITS[precision]["step_token_agreement"] < 1
 
 
-def test_the_old_int8_limit_fails_on_trained_weights():
-    """What the old check judged: max probability error over all positions, moved tokens included."""
+def test_int8_is_judged_on_agreement_not_on_the_moved_tokens_probabilities():
+    """The old check failed int8 on the probability error at moved tokens (0.906 on trained
+    weights: one moved token moves its probability by up to 1). The stated limits judge how
+    many tokens move, and the probability error only where tokens agree."""
     report = {"step_token_agreement": 0.99, "step_probs_max_abs_where_equal": 0.03, "decoder_max_abs": 0.0,
               "encoder_token_mismatches": 0, "step_probs_max_abs": 0.906}
     assert parity_failures(report, "int8") == []
     assert parity_failures({**report, "step_token_agreement": 0.9}, "int8") == ["step_token_agreement 0.9000 < 0.95"]
+    limit = LIMITS["int8"]["step_probs_max_abs_where_equal"]
+    assert parity_failures({**report, "step_probs_max_abs_where_equal": 0.2}, "int8") == [
+        f"step_probs_max_abs_where_equal 0.2 > {limit}"]

@@ -38,10 +38,12 @@ def _command():
                     gpus_per_worker):
         """Run the generation jobs of JOBS (JSON Lines) into --out, resumably.
 
-        Each line: {"id", "task", "input"?, "class"?, "seed"?, "steps"?, "sampling_temperature"?,
-        "mask_temperature"?, "guidance_scale"?, "top_k"?, "top_p"?, "schedule"?, "num_videos"?,
-        "format"? (mp4|gif|png|npy), "side_by_side"?, "stride"?|"fps"?, "start"?}. A rerun skips
-        finished jobs. Exit 0: all jobs ok; 1: some failed; 2: usage error.
+        Each line: {"id", "task", "input"?, "class"?|"class_id"?, "seed"?, "steps"?,
+        "sampling_temperature"?, "mask_temperature"?, "guidance_scale"?, "top_k"?, "top_p"?,
+        "schedule"?, "num_videos"?, "format"? (mp4|gif|png|npy), "side_by_side"?, "stride"?|"fps"?,
+        "start"?, "replace_condition_pixels"?, "num_frames"?, "width"?, "height"?, "keys"? (key
+        images for stop motion)}; docs/batch-jobs.md has each. A rerun skips finished jobs.
+        Exit 0: all jobs ok; 1: some failed; 2: usage error.
         """
         ctx = click.get_current_context()
         try:
