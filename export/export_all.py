@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from magvit_onnx.cli import make_out
+from magvit_onnx.folders import make_out
 from magvit_onnx.models.config import PRESETS  # plain dataclasses: --help stays torch-free
 
 # Stated limits of `--check` for reduced precision, against torch fp32 on the same inputs.

@@ -1,15 +1,13 @@
 """The `magvit-onnx` command: demo, info, export (and run, the batch jobs)."""
 from __future__ import annotations
 
-import errno
 import importlib.util
 import json
-import os
 import sys
-from pathlib import Path
 
 import click
 
+from magvit_onnx.folders import make_out
 from magvit_onnx.runtime.artifacts import ArtifactError
 
 ARTIFACTS = click.option("--artifacts", type=click.Path(file_okay=False), default=None,
@@ -32,21 +30,6 @@ def provider_error() -> type[Exception]:
     except ImportError as e:
         raise click.ClickException(str(e)) from None
     return ProviderError
-
-
-def make_out(out: str | Path) -> None:
-    """Create --out (with parents) before any work; one line and exit 2 when it cannot be
-    made or written."""
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-    except OSError as e:
-        error = click.ClickException(f"--out {out}: cannot create or write the folder ({e.strerror or e}); "
-                                     "give a folder that can be written")
-        error.exit_code = 2
-        raise error from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -473,7 +473,7 @@ def test_usage_errors_exit_2(tmp_path, media, gen):
     for args, text in [
         ((tmp_path / "missing.jsonl", "--out", tmp_path / "o", "--artifacts", a), "does not exist"),
         ((tmp_path, "--out", tmp_path / "o", "--artifacts", a), "is a directory"),
-        ((jobs, "--out", tmp_path / "a-file" / "sub", "--artifacts", a), "cannot write there"),
+        ((jobs, "--out", tmp_path / "a-file" / "sub", "--artifacts", a), "cannot create or write the folder"),
         ((jobs, "--artifacts", a), "Missing option '--out'"),
         ((jobs, "--out", tmp_path / "o", "--artifacts", a, "--shard", "4/4"), "--shard must be INDEX/COUNT"),
         ((jobs, "--out", tmp_path / "o", "--artifacts", a, "--shard", "x"), "--shard must be INDEX/COUNT"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import os
 import re
 import signal
@@ -24,6 +23,7 @@ from magvit_onnx.batch.progress import Progress
 from magvit_onnx.batch.report import (ReportWriter, input_stat, is_done, latest_lines, open_plain, report_files,
                                       report_name)
 from magvit_onnx.batch.shards import line_key, shard_of
+from magvit_onnx.folders import unwritable, writable_folder
 
 # --------------------------------------------------------------------------- planning
 
@@ -285,17 +285,11 @@ def open_out(out: str | os.PathLike, shard: tuple[int, int]) -> tuple[Path, Repo
     """Create --out and open this shard's report in it; raises RunError (usage, exit 2) when
     the folder cannot be made or written, and (exit 1) while a run with another shard count
     writes to it: its shards would overlap this run's, so both would do the same jobs."""
-    out = Path(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK | os.X_OK):
-            read_only = hasattr(os, "statvfs") and os.statvfs(out).f_flag & os.ST_RDONLY
-            raise OSError(errno.EROFS, "read-only file system") if read_only else \
-                PermissionError(errno.EACCES, "permission denied")
+        out = writable_folder(out)
         report = ReportWriter(out / report_name(*shard))
     except OSError as e:
-        raise RunError(f"--out {out}: cannot write there ({e.strerror or e}); give a writable folder",
-                       exit_code=2) from None
+        raise RunError(unwritable(out, e), exit_code=2) from None
     try:
         check_no_other_shard_count(out, shard[1])
     except RunError:
