@@ -72,8 +72,10 @@ def video_windows(folder: Path, shape: tuple[int, int, int], count: int, gap: in
         while len(windows) < count:
             try:
                 windows.append(read_video(path, num_frames=frames, size=(height, width), start=start))
-            except VideoError:
-                break  # past the end (or unreadable): next video
+            except VideoError as e:
+                if start == 0:  # not past the end: this file gives no window at all
+                    print(f"--data: skipped {path}: {e}", file=sys.stderr)
+                break
             start += gap
     if len(windows) < 4:
         raise SystemExit(f"--data {folder}: only {len(windows)} windows of {frames} frames; need at least 4")

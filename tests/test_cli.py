@@ -233,8 +233,8 @@ def test_evaluate_script(artifacts, tmp_path):
 
 
 def test_evaluate_script_on_a_folder_of_videos(artifacts, tmp_path):
-    """--data: windows of the user's videos; reference lines (block averaging, mean-colour fill);
-    class-conditional tasks skipped (no labels)."""
+    """--data: windows of the user's videos (a file that is no video is named and skipped); reference
+    lines (block averaging, mean-colour fill); class-conditional tasks skipped (no labels)."""
     from magvit_onnx.video import write_mp4
 
     (tmp_path / "videos").mkdir()
@@ -242,11 +242,13 @@ def test_evaluate_script_on_a_folder_of_videos(artifacts, tmp_path):
     for i in range(2):  # 20 frames each: windows start at 0 and 8 with --window-gap 8 (two per video)
         frames = np.stack([np.roll(np.tile(ramp[None, :, None], (40, 1, 3)), 2 * t + 5 * i, axis=1) for t in range(20)])
         write_mp4(tmp_path / "videos" / f"v{i}.mp4", frames)
+    (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")  # named, skipped, not fatal
     out = tmp_path / "real.json"
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
                              "--data", str(tmp_path / "videos"), "--window-gap", "8", "--count", "10", "--steps", "1",
                              "--tasks", "FP,IPC,OPC,CG", "--json", str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert f"--data: skipped {tmp_path / 'videos' / 'broken.mp4'}: " in result.stderr
     report = json.loads(out.read_text())
     assert report["count"] == 4 and set(report["tasks"]) == {"frame_prediction", "inpainting_c", "outpainting_c"}
     tokenizer = report["tokenizer"]
