@@ -3,7 +3,7 @@
 # per GPU on each node, and the nodes meet at the first node's address (c10d rendezvous).
 #
 #   sbatch --nodes=4 scripts/slurm_train.sh scripts/train_transformer.py \
-#       --preset B --tokenizer runs/tok-B/tokenizer.safetensors --data ucf101.csv --pool 0 \
+#       --tokenizer runs/tok-B/tokenizer.safetensors --data ucf101.csv --pool 0 \
 #       --batch-size 32 --workers 8 --out runs/transformer-B
 #
 # The first argument is the training script's path (from the folder you submit in); the rest go
