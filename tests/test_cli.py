@@ -66,6 +66,20 @@ def test_info_shows_class_names_and_the_model_card(artifacts, tmp_path):
     assert "random init (seed 0)" in random_card["summary"] and class_entries(small_config(), {})[0]["name"] is None
 
 
+def test_the_model_card_names_each_source_of_a_mixture():
+    from magvit_onnx.export.model_card import class_entries, model_card
+    from helpers import small_config
+
+    mixture = {"data": "synthetic:1,dead_leaves:1,photos=my/photos:2"}
+    card = model_card(small_config(), {"random_init": False}, mixture)
+    assert card["summary"].endswith("trained on our synthetic video set, procedural dead-leaves video and "
+                                    "camera moves over photographs")
+    assert "circle or triangle" in card["data"] and "dead_leaves" in card["data"] and "no real video" in card["limits"]
+    assert class_entries(small_config(), mixture)[3]["name"] == "circle moving down"
+    folder = model_card(small_config(), {"random_init": False}, {"data": "videos/:1"})
+    assert folder["summary"].endswith("trained on videos/:1") and folder["limits"] is None
+
+
 def test_clear_errors_and_exit_codes(artifacts, tmp_path):
     result = CliRunner().invoke(main, ["info", "--artifacts", str(tmp_path)])
     assert result.exit_code == 1 and "manifest.json is missing" in result.output
