@@ -6,7 +6,7 @@
 `import magvit_onnx` never imports torch; the PyTorch reference lives in
 `magvit_onnx.models` and is only needed to train and export.
 """
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def __getattr__(name):

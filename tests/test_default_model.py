@@ -52,7 +52,7 @@ def test_manifest_names_the_classes_and_carries_a_model_card(generator):
     """Old manifest: bare class numbers and no model card (`info` printed model_card: null)."""
     assert generator.classes == dict(enumerate(synthetic.CLASS_NAMES))
     card = generator.manifest["model_card"]
-    assert "trained on our synthetic video set" in card["summary"] and card["training"]["train_steps"]
+    assert "trained on our synthetic video set" in card["summary"] and int(card["training"]["step"]) > 0
 
 
 def test_wheel_carries_the_default_model(tmp_path):
@@ -66,14 +66,23 @@ def test_wheel_carries_the_default_model(tmp_path):
 
 def test_tokenizer_reconstructs_held_out_clips(generator, test_clips):
     clips, _ = test_clips
-    assert psnr(clips, generator.decode(generator.encode(clips))).mean() > 24.0
+    assert psnr(clips, generator.decode(generator.encode(clips))).mean() > 23.0  # 25.2 dB on these 6
 
 
-# Tasks with a clear margin in the README's evaluation. Frame prediction beats "repeat the
-# last frame" only narrowly (3 % over 60 clips, and it can lose over 20; see the README's
-# model card for why); frame interpolation and vertical and horizontal outpainting win over
-# 20 clips by smaller margins, which a 6-clip sample need not show.
-@pytest.mark.parametrize("task", ["outpainting_c", "outpainting_dv", "inpainting_c", "inpainting_dv"])
+def test_tokenizer_keeps_photographs(generator):
+    """The demo's photograph clips (camera moves over two stills) come back at about 21 dB;
+    the 0.2.0 model, trained on synthetic shapes alone, gave about 15 dB (grey mush)."""
+    from magvit_onnx.demo import photo_clip
+
+    clips = np.stack([photo_clip(name, generator.video_shape) for name in ("astronaut", "cat")])
+    assert psnr(clips, generator.decode(generator.encode(clips))).min() > 19.0
+
+
+# Tasks with a clear margin in the model card's evaluation (the constant fill of the sliding
+# band and of the holes is far off). Central and horizontal outpainting win over 20 clips by
+# smaller margins, which a 6-clip sample need not show; FP, FI and OPV do not win (see the
+# model card's targets).
+@pytest.mark.parametrize("task", ["outpainting_dv", "inpainting_c", "inpainting_dv"])
 def test_conditional_tasks_beat_their_trivial_baseline(generator, test_clips, task):
     clips, _ = test_clips
     out = generator.generate(task, video=clips, seed=0)
@@ -86,6 +95,6 @@ def test_conditional_tasks_beat_their_trivial_baseline(generator, test_clips, ta
 
 def test_class_conditional_generation_depends_on_the_class(generator):
     """Same seed, different classes: different videos. (Class accuracy on generated clips is
-    not tested: the shipped model does not reach it yet; see the README's model card.)"""
+    not tested: the shipped model does not reach it yet; see the model card.)"""
     out = generator.generate("full_generation", class_id=[0, 5], seed=[0, 0], steps=4)
     assert out.shape == (2, 16, 64, 64, 3) and np.abs(as_float(out[0]) - as_float(out[1])).mean() > 1e-3
