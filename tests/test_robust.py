@@ -424,7 +424,7 @@ def test_read_only_file_system_is_named(tmp_path, media, gen, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode, **k: Path(path) != out and access(path, mode, **k))
     monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly())
     result = cli(write_jobs(tmp_path / "jobs.jsonl", cg("a")), "--out", out, "--artifacts", gen.artifacts)
-    assert result.exit_code == 2 and "read-only file system" in result.stderr
+    assert result.exit_code == 2 and "read-only file system" in result.stderr.lower()
 
 
 def test_bad_start_or_fps_is_refused_before_decoding(tmp_path, media, gen, monkeypatch):
