@@ -47,7 +47,12 @@ def read_config(path: str | Path) -> MagvitConfig:
     meta = read_metadata(path)
     if "magvit_config" not in meta:
         raise ValueError(f"{path} has no 'magvit_config' metadata: not a magvit-onnx checkpoint")
-    return MagvitConfig.from_dict(json.loads(meta["magvit_config"]))
+    try:
+        return MagvitConfig.from_dict(json.loads(meta["magvit_config"]))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: its 'magvit_config' metadata is not JSON ({error})") from None
+    except ValueError as error:  # ConfigError: names the field
+        raise ValueError(f"{path}: {error}") from None
 
 
 def load_weights(path: str | Path, modules: dict[str, torch.nn.Module]) -> None:
@@ -65,9 +70,32 @@ def load_weights(path: str | Path, modules: dict[str, torch.nn.Module]) -> None:
                              f"({str(e).splitlines()[0]})") from None
 
 
+def check_shapes(path: str | Path, config: MagvitConfig, names: tuple[str, ...]) -> None:
+    """Refuse a file whose tensors are not the ones its config describes, before the modules
+    are built: they are built on the meta device (no memory), so an edited config cannot make
+    the loader allocate more than the file holds."""
+    with torch.device("meta"):
+        built = {"vq": lambda: VQVAE(config.vq), "transformer": lambda: Transformer(config)}
+        wanted = {f"{name}.{key}": tuple(value.shape) for name in names
+                  for key, value in built[name]().state_dict().items()}
+    with safe_open(str(path), framework="pt") as f:
+        held = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys() if key.split(".")[0] in names}
+    for name in names:
+        if not any(key.startswith(name + ".") for key in held):
+            raise ValueError(f"{path} holds no '{name}' weights")
+    wrong = sorted(key for key in wanted if held.get(key) != wanted[key]) + sorted(set(held) - set(wanted))
+    if wrong:
+        key = wrong[0]
+        raise ValueError(f"{path}: its weights do not fit the model its config describes ({len(wrong)} tensors "
+                         f"differ, e.g. {key}: {list(held[key]) if key in held else 'missing'} in the file, "
+                         f"{list(wanted[key]) if key in wanted else 'none'} in the model)")
+
+
 def load_tokenizer(path: str | Path, device: str | torch.device = "cpu") -> VQVAE:
     """The tokenizer (eval mode) of a tokenizer or model checkpoint."""
-    vq = VQVAE(read_config(path).vq)
+    config = read_config(path)
+    check_shapes(path, config, ("vq",))
+    vq = VQVAE(config.vq)
     load_weights(path, {"vq": vq})
     return vq.to(device).eval()
 
@@ -75,6 +103,7 @@ def load_tokenizer(path: str | Path, device: str | torch.device = "cpu") -> VQVA
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MagvitConfig, VQVAE, Transformer]:
     """Config, tokenizer and transformer (eval mode) of a model checkpoint."""
     config = read_config(path)
+    check_shapes(path, config, ("vq", "transformer"))
     vq, transformer = VQVAE(config.vq), Transformer(config)
     load_weights(path, {"vq": vq, "transformer": transformer})
     return config, vq.to(device).eval(), transformer.to(device).eval()

@@ -12,6 +12,7 @@ Pure Python (no torch), so the runtime and manifests can read it too.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from magvit_onnx.runtime.tasks import TASKS
@@ -123,19 +124,117 @@ class MagvitConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MagvitConfig":
-        def build(klass, values):
-            return klass(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        """The config `to_dict` wrote (a checkpoint's metadata, a manifest's entry). Read from
+        files that may be edited, so every key, type and size is checked before anything is
+        built: a problem is one ConfigError naming the field and what is valid."""
+        parts = {"vq": VQConfig, "discriminator": DiscriminatorConfig, "transformer": TransformerConfig,
+                 "sampling": SamplingConfig, "training": TrainingConfig}
+        _check_keys("config", d, {f.name for f in dataclasses.fields(cls)})
+        config = cls(name=_typed("config.name", d["name"], ""),
+                     num_classes=_typed("config.num_classes", d["num_classes"], 0),
+                     tasks=_typed("config.tasks", d["tasks"], ("",)),
+                     **{name: _build(name, klass, d[name]) for name, klass in parts.items()})
+        check_config(config)
+        return config
 
-        return cls(
-            name=d["name"],
-            vq=build(VQConfig, d["vq"]),
-            discriminator=build(DiscriminatorConfig, d["discriminator"]),
-            transformer=build(TransformerConfig, d["transformer"]),
-            sampling=build(SamplingConfig, d["sampling"]),
-            training=build(TrainingConfig, d["training"]),
-            num_classes=d["num_classes"],
-            tasks=tuple(d["tasks"]),
-        )
+
+class ConfigError(ValueError):
+    """A config that does not describe a model this package builds."""
+
+
+def _check_keys(where: str, d, names: set[str]) -> None:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be an object with the keys {sorted(names)}, got {type(d).__name__}")
+    unknown, missing = sorted(set(d) - names), sorted(names - set(d))
+    if unknown or missing:
+        raise ConfigError(f"{where}: " + "; ".join(
+            text for text in (unknown and f"unknown keys {unknown}", missing and f"missing keys {missing}") if text)
+            + f" (valid keys: {sorted(names)})")
+
+
+def _build(where: str, klass, values: dict):
+    """`klass` from `values`, each field of the type of the class's default value."""
+    template = klass()
+    _check_keys(f"config.{where}", values, {f.name for f in dataclasses.fields(klass)})
+    return klass(**{name: _typed(f"config.{where}.{name}", value, getattr(template, name))
+                    for name, value in values.items()})
+
+
+def _typed(where: str, value, like):
+    """`value` as the type of `like` (bool, int, finite float, str, or a non-empty tuple of them)."""
+    if isinstance(like, tuple):
+        if isinstance(value, (list, tuple)) and value:
+            return tuple(_typed(f"{where}[{i}]", v, like[0]) for i, v in enumerate(value))
+        kind = f"a non-empty list of {type(like[0]).__name__}"
+    elif isinstance(like, bool):
+        if isinstance(value, bool):
+            return value
+        kind = "true or false"
+    elif isinstance(like, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        kind = "an integer"
+    elif isinstance(like, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        kind = "a finite number"
+    else:
+        if isinstance(value, str):
+            return value
+        kind = "a string"
+    raise ConfigError(f"{where} must be {kind}, got {str(value)[:40]!r}")
+
+
+# Bounds of a config read from a file: generous (the official L preset is well inside each), but
+# a crafted checkpoint or manifest cannot ask for a model that takes more memory than a machine has.
+RANGES = {"vq.filters": (1, 512), "vq.num_res_blocks": (1, 8), "vq.embedding_dim": (1, 2048),
+          "vq.codebook_size": (2, 32768),  # token pools store ids as int16
+          "vq.channel_multipliers": (1, 16), "discriminator.filters": (1, 512),
+          "discriminator.channel_multipliers": (1, 16), "transformer.num_layers": (1, 64),
+          "transformer.hidden_size": (1, 8192), "transformer.num_heads": (1, 256), "transformer.mlp_dim": (1, 32768),
+          "sampling.num_iter": (1, 1024), "sampling.top_k": (0, 32768), "num_classes": (0, 100000)}
+MAX_FRAMES, MAX_SIDE, MAX_LEVELS = 256, 1024, 8
+
+
+def check_config(config: "MagvitConfig") -> None:
+    """Ranges and consistency of a config (ConfigError naming the first problem)."""
+    def field(name: str):
+        value = config
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value
+
+    for name, (low, high) in RANGES.items():
+        for value in (field(name) if isinstance(field(name), tuple) else (field(name),)):
+            if not low <= value <= high:
+                raise ConfigError(f"config.{name} must be in [{low}, {high}], got {value}")
+    vq, transformer = config.vq, config.transformer
+    frames, height, width = (vq.video_shape + (0, 0, 0))[:3]
+    if len(vq.video_shape) != 3 or not (1 <= frames <= MAX_FRAMES and 1 <= min(height, width) <= max(height, width)
+                                        <= MAX_SIDE):
+        raise ConfigError(f"config.vq.video_shape must be [frames, height, width] with frames in [1, {MAX_FRAMES}] "
+                          f"and sides in [1, {MAX_SIDE}], got {list(vq.video_shape)}")
+    levels = len(vq.channel_multipliers)
+    if levels > MAX_LEVELS or len(config.discriminator.channel_multipliers) > MAX_LEVELS:
+        raise ConfigError(f"config channel_multipliers may have at most {MAX_LEVELS} levels")
+    if len(vq.temporal_downsample) < levels - 1:
+        raise ConfigError(f"config.vq.temporal_downsample needs a flag for each of the {levels - 1} poolings")
+    pooled = [2 ** sum(vq.temporal_downsample[:levels - 1]), 2 ** (levels - 1), 2 ** (levels - 1)]
+    if any(size % factor for size, factor in zip(vq.video_shape, pooled)):
+        raise ConfigError(f"config.vq.video_shape {list(vq.video_shape)} must be divisible by the pooling {pooled}")
+    if any(vq.filters * m % vq.norm_groups for m in vq.channel_multipliers) or vq.norm_groups < 1:
+        raise ConfigError(f"config.vq.norm_groups {vq.norm_groups} must divide every level's channel count "
+                          f"(filters {vq.filters} x {list(vq.channel_multipliers)})")
+    if transformer.hidden_size % transformer.num_heads:
+        raise ConfigError(f"config.transformer.hidden_size {transformer.hidden_size} must be divisible by "
+                          f"num_heads {transformer.num_heads}")
+    if not (0 <= transformer.dropout < 1 and 0 <= transformer.attention_dropout < 1
+            and 0 <= config.training.cond_dropout <= 1 and 0 <= config.training.label_smoothing < 1):
+        raise ConfigError("config dropout, attention_dropout and label_smoothing must be in [0, 1), "
+                          "cond_dropout in [0, 1]")
+    unknown = [name for name in config.tasks if name not in TASKS]
+    if unknown or len(set(config.tasks)) != len(config.tasks):
+        raise ConfigError(f"config.tasks must name distinct tasks of {list(TASKS)}, got {list(config.tasks)}")
 
 
 def _official(name: str, width: int, transformer: TransformerConfig) -> MagvitConfig:

@@ -175,3 +175,41 @@ def test_transformer_on_videos_without_labels_leaves_out_class_tasks(tmp_path):
               "--task-weights", "FP=1", "--eval-every", 3)
     assert "training without the class-conditional tasks full_generation, frame_prediction_c" in out
     assert "val_loss" in out and "val_full_generation" not in (tmp_path / "tr" / "metrics.jsonl").read_text()
+
+
+def test_a_crafted_checkpoint_config_is_one_line_before_anything_is_built(tmp_path):
+    """Issue 32 item 5: `export --weights` with an edited `magvit_config` gave KeyError /
+    TypeError tracebacks, and hidden_size 200000 tried to allocate 160 GB. The config is
+    checked (keys, types, ranges) and the file's tensors against it before building."""
+    from click.testing import CliRunner
+
+    from helpers import small_config
+    from magvit_onnx.cli import main
+    from magvit_onnx.models.transformer import Transformer
+
+    config = small_config()
+    torch.manual_seed(0)
+    good = tmp_path / "model.safetensors"
+    save_weights(good, config, {"vq": VQVAE(config.vq), "transformer": Transformer(config)})
+    tensors = load_file(str(good))
+
+    def crafted(name, change):
+        d = config.to_dict()
+        change(d)
+        save_file(tensors, str(tmp_path / name), metadata={"magvit_config": json.dumps(d)})
+        return tmp_path / name
+
+    cases = [(lambda d: d.pop("vq"), "missing keys ['vq']"),
+             (lambda d: d["transformer"].update(extra=1), "unknown keys ['extra']"),
+             (lambda d: d["transformer"].update(num_layers="2"), "config.transformer.num_layers must be an integer"),
+             (lambda d: d.update(tasks=None), "config.tasks must be a non-empty list of str"),
+             (lambda d: d["transformer"].update(hidden_size=200000), "hidden_size must be in [1, 8192]"),
+             (lambda d: d["vq"].update(video_shape=[8, 30, 32]), "must be divisible by the pooling"),
+             # within every range but not what the file holds: refused before the modules take memory
+             (lambda d: d["transformer"].update(hidden_size=4096, mlp_dim=16384), "do not fit the model")]
+    for i, (change, needle) in enumerate(cases):
+        result = CliRunner().invoke(main, ["export", "--weights", str(crafted(f"c{i}.safetensors", change)),
+                                           "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and needle in result.output, (needle, result.output)
+        assert isinstance(result.exception, SystemExit) and result.output.count("Error:") == 1
+    assert not (tmp_path / "out").exists()
