@@ -76,10 +76,12 @@ def is_number(value) -> bool:
 
 
 def check_integer(name: str, value, low: int, high: int | None = None) -> int:
-    """An integer in low .. high (inclusive) as a Python int; raises ValueError naming `name`."""
+    """An integer in low .. high (inclusive) as a Python int; raises ValueError naming `name`
+    and the bound the value crossed (`<= high` for one too large, else `>= low`)."""
     if not is_integer(value) or value < low or (high is not None and value > high):
+        crossed = f"<= {high}" if is_integer(value) and high is not None and value > high else f">= {low}"
         valid = "" if high is None else f" (valid: {low} .. {high})"
-        raise ValueError(f"{name} must be an integer >= {low}, got {shown(value)}{valid}")
+        raise ValueError(f"{name} must be an integer {crossed}, got {shown(value)}{valid}")
     return int(value)
 
 

@@ -143,7 +143,7 @@ def test_generator_outputs_and_batching(gen):
 @pytest.mark.parametrize("call,match", [
     (lambda g, v: g.generate("FP", v, num_frames=4), r"num_frames must be an integer >= 8, got 4 \(valid: 8 .. 1024\)"),
     (lambda g, v: g.generate("FP", v, num_frames=20.0), "num_frames must be an integer"),
-    (lambda g, v: g.generate("FP", v, num_frames=5000), r"valid: 8 .. 1024"),
+    (lambda g, v: g.generate("FP", v, num_frames=5000), r"num_frames must be an integer <= 1024, got 5000 \(valid: 8 .. 1024\)"),
     (lambda g, v: g.generate("FI", v, num_frames=16), "num_frames applies to frame_prediction and frame_prediction_c"),
     (lambda g, v: g.generate("CG", class_id=1, num_frames=16), "num_frames applies to frame_prediction"),
     (lambda g, v: g.generate("OPV", v, width=34), r"width must be a multiple of 8 \(pixels per token\) in 32 .. 512"),

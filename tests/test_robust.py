@@ -154,10 +154,10 @@ def test_disk_full_while_appending_the_report(tmp_path, media, artifacts):
 
 
 @pytest.mark.parametrize("settings, text", [
-    ({"steps": 33}, "steps must be an integer >= 1, got 33 (valid: 1 .. 32)"),
-    ({"steps": 10 ** 9}, "steps must be an integer >= 1"),
-    ({"num_videos": 65}, "num_videos must be an integer >= 1, got 65 (valid: 1 .. 64)"),
-    ({"top_k": 2 ** 63}, "top_k must be an integer >= 0"),
+    ({"steps": 33}, "steps must be an integer <= 32, got 33 (valid: 1 .. 32)"),
+    ({"steps": 10 ** 9}, "steps must be an integer <= 32"),
+    ({"num_videos": 65}, "num_videos must be an integer <= 64, got 65 (valid: 1 .. 64)"),
+    ({"top_k": 2 ** 63}, "top_k must be an integer <= 1024"),
     ({"sampling_temperature": 1e-300}, "sampling_temperature must be within [0.0001, 10000]"),
     ({"mask_temperature": 1e300}, "mask_temperature must be within"),
     ({"guidance_scale": 1e300}, "guidance_scale must be a finite number within ±1000"),
@@ -175,14 +175,28 @@ def test_settings_beyond_the_bounds_are_refused_by_jobs_and_generator(tmp_path, 
 
 
 @pytest.mark.parametrize("key, value, text", [
-    ("stride", 10 ** 6, "stride must be an integer >= 1, got 1000000 (valid: 1 .. 10000)"),
-    ("start", 10 ** 12, "start must be an integer >= 0"),
+    ("stride", 10 ** 6, "stride must be an integer <= 10000, got 1000000 (valid: 1 .. 10000)"),
+    ("start", 10 ** 12, "start must be an integer <= 10000000"),
     ("fps", 1e-300, "fps must be within [0.001, 10000]"),
 ])
 def test_reading_options_beyond_the_bounds_are_refused(tmp_path, media, gen, key, value, text):
     run_batch(write_jobs(tmp_path / "jobs.jsonl", fp("x", str(media / "clip.mp4"), **{key: value})),
               tmp_path / "out", gen)
     assert text in error_of(tmp_path / "out", "x")
+
+
+@pytest.mark.parametrize("value, text", [
+    (2000, "num_frames must be an integer <= 1024, got 2000 (valid: 16 .. 1024)"),
+    (1025, "num_frames must be an integer <= 1024, got 1025 (valid: 16 .. 1024)"),
+    (4, "num_frames must be an integer >= 16, got 4 (valid: 16 .. 1024)"),
+    (20.0, "num_frames must be an integer >= 16, got 20.0 (valid: 16 .. 1024)"),
+])
+def test_a_bound_error_names_the_bound_crossed(value, text):
+    """Was '>= 16' for 2000 too: the message quoted the lower bound whichever was crossed."""
+    with pytest.raises(ValueError) as caught:
+        limits.check_integer("num_frames", value, 16, limits.MAX_NUM_FRAMES)
+    assert str(caught.value) == text
+    assert limits.check_integer("num_frames", 1024, 16, limits.MAX_NUM_FRAMES) == 1024
 
 
 def test_large_calls_are_split_by_input_without_changing_results(gen, monkeypatch):
