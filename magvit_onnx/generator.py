@@ -18,7 +18,7 @@ import numpy as np
 
 from magvit_onnx import limits
 from magvit_onnx.paths import default_artifacts
-from magvit_onnx.runtime import extend, tasks as task_registry
+from magvit_onnx.runtime import extend, regions, tasks as task_registry
 from magvit_onnx.runtime.pipeline import Pipeline
 
 
@@ -97,7 +97,8 @@ class Generator:
 
     def generate(self, task: str, video=None, class_id=None, *, replace_condition_pixels: bool = False,
                  **settings) -> np.ndarray:
-        """Run one of the ten tasks; returns uint8 video [B * num_videos, T, H, W, 3].
+        """Run one of the ten tasks, or 'inpainting' of any region (`mask=`); returns uint8
+        video [B * num_videos, T, H, W, 3].
 
         Takes the arguments of `generate_tokens`; the tokens are decoded and clipped to [0, 1].
         replace_condition_pixels: keep the given pixels exactly (the official option,
@@ -140,6 +141,10 @@ class Generator:
         a shorter clip, down to one frame (a still image as [1, H, W, 3]); the clip is padded
         by repeating its last frame. Every other task takes exactly T frames.
         class_id: class of class-conditional tasks (an int, or one per input / clip).
+        mask: task 'inpainting' (IPM) only, and required there: bool [H, W] (the same region in
+        every frame) or [T, H, W] (a region that moves), True where the model generates; it
+        generates every token a True pixel touches and keeps the others as the condition
+        (`runtime/regions.py`). Outpainting is the same call with the mask inverted.
         seed: an int, or one int per input: then every input's clips equal those of a call
         with that input alone (batching never changes a result).
         Unset decoding settings come from the manifest (official: 12 steps, cosine,
@@ -162,6 +167,8 @@ class Generator:
         spec = self._task(task)
         settings = self._settings(num_videos, steps, sampling_temperature, mask_temperature,
                                   guidance_scale, top_k, top_p, schedule)
+        if spec is task_registry.MASK_TASK:
+            condition_overrides["mask"] = self._mask(condition_overrides.get("mask"))
         extent = self._extent(spec, num_frames, width, height)
         keys = self._key_frames(spec, video)
         if condition_overrides and (keys or (extent and extent[0] != "num_frames")):
@@ -215,13 +222,28 @@ class Generator:
 
     def _task(self, task) -> task_registry.Task:
         spec = task_registry.get_task(task)
-        if spec.name not in self.manifest["tasks"]:
+        served = self.manifest["tasks"]
+        if spec.name not in served and not (spec is task_registry.MASK_TASK and task_registry.serves_mask_task(served)):
             raise ValueError(f"task {spec.name!r} is not served by this model: valid tasks are {self.tasks}")
         return spec
 
     def _extent(self, spec, num_frames, width, height) -> tuple[str, int] | None:
         return limits.check_extent(spec.name, self.tasks, self.video_shape, self.manifest["latent_shape"],
                                    num_frames=num_frames, width=width, height=height)
+
+    def _mask(self, mask) -> np.ndarray:
+        """The region of task 'inpainting': bool [H, W] or [T, H, W] at the model's size, neither
+        empty nor everything (raises ValueError naming the problem)."""
+        frames, height, width = self.video_shape
+        if mask is None:
+            raise ValueError(f"task 'inpainting' needs mask=...: a bool [{height}, {width}] (every frame) or "
+                             f"[{frames}, {height}, {width}] array, True where the model generates (invert it to outpaint)")
+        mask = np.asarray(mask)
+        if mask.shape not in ((height, width), (frames, height, width)):
+            raise ValueError(f"mask must be shaped [{height}, {width}] (every frame) or [{frames}, {height}, {width}] "
+                             f"(per frame), got {mask.shape}")
+        regions.batched_mask(mask, self.video_shape)
+        return mask
 
     def _key_frames(self, spec, video) -> bool:
         """Whether `video` is a sequence of key images for frame interpolation (2 .. T-1 frames)."""

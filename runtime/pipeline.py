@@ -216,7 +216,8 @@ class Pipeline:
         d = self.defaults
         batch = cond_tokens.shape[0]
         model_fn = make_model_fn(
-            self.engine.run_step, tasks.prefix(spec.name, self.vocab, batch, class_rows),
+            self.engine.run_step, tasks.prefix(spec.name, self.vocab, batch, class_rows, token=tasks.task_token(
+                spec.name, None if self.manifest is None else self.manifest["tasks"])),
             tasks.uncond_prefix(self.vocab, batch), rng,
             temperature=_pick(sampling_temperature, d["sampling_temperature"]), top_k=_pick(top_k, d["top_k"]),
             top_p=_pick(top_p, d["top_p"]), guidance_scale=_pick(guidance_scale, d["guidance_scale"]))

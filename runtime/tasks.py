@@ -13,6 +13,8 @@ condition region and the latent (token) mask, exactly as the official `cond_util
     inpainting_c / _dv     all but the central / sliding hole   'constant' (0)
     full_generation        nothing (class-conditional generation)
     frame_prediction_c     as frame_prediction, with a class token
+    inpainting (IPM)       all but a given pixel mask           'constant' (0)
+                           (any region, runtime/regions.py; not one of the ten: MASK_TASK)
 
 Masks keep the official broadcast shapes: time masks are `[B, T, 1, 1, 1]` /
 `[B, t, 1, 1]`, static regions `[B, 1, H, W, 1]` / `[B, 1, h, w]`, dynamic regions
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from magvit_onnx.runtime.regions import mask_condition
 from magvit_onnx.runtime.vocab import SpecialTokens, Vocab
 
 REGIONS = ("rectangle_central", "rectangle_vertical", "rectangle_horizontal",
@@ -86,7 +89,14 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          description="predict the future of a given class from the first frame"),
 )}
 
-_ALIASES = {t.abbreviation.lower(): t.name for t in TASKS.values()} | {
+# Any region the caller gives (runtime/regions.py): not one of the ten, so TASKS stays the
+# official registry. It carries the official inpainting token (IPC's and IPD's: both
+# TASK_OUTPAINTING), so every model trained on the official tasks serves it; a model whose
+# manifest lists 'inpainting' itself is driven with that entry's token (`task_token`).
+MASK_TASK = Task("inpainting", "IPM", SpecialTokens.TASK_OUTPAINTING, "region", defaults={"mask": None},
+                 description="generate where a given mask is True (invert the mask to outpaint)")
+
+_ALIASES = {t.abbreviation.lower(): t.name for t in (*TASKS.values(), MASK_TASK)} | {
     "class_generation": "full_generation",
     "class_frame_prediction": "frame_prediction_c",
 }
@@ -96,10 +106,28 @@ def get_task(name: str) -> Task:
     """A task by official id or paper abbreviation (case-insensitive)."""
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
+    if key == MASK_TASK.name:
+        return MASK_TASK
     if key not in TASKS:
-        valid = ", ".join(f"{t.name} ({t.abbreviation})" for t in TASKS.values())
+        valid = ", ".join(f"{t.name} ({t.abbreviation})" for t in (*TASKS.values(), MASK_TASK))
         raise ValueError(f"unknown task {name!r}: valid tasks are {valid}")
     return TASKS[key]
+
+
+def serves_mask_task(served: dict) -> bool:
+    """Whether a model serving the manifest tasks `served` (name -> entry) serves the mask task:
+    it lists it, or an official inpainting or outpainting task (whose token it carries)."""
+    return MASK_TASK.name in served or any(get_task(n).kind in ("inpainting", "outpainting")
+                                           for n in served if n != MASK_TASK.name)
+
+
+def task_token(task: str, served: dict | None) -> int:
+    """The task token of `task` on a model serving the manifest tasks `served` (None: the
+    registry's). The mask task takes its own entry's token where the manifest lists it (a
+    model trained with a dedicated token), else the official inpainting token."""
+    spec = get_task(task)
+    entry = (served or {}).get(spec.name)
+    return int(entry["token"]) if spec is MASK_TASK and entry is not None else int(spec.token)
 
 
 # ----------------------------------------------------------------------------- regions
@@ -220,7 +248,13 @@ def no_cond(video, latent_shape):
     return (np.zeros_like(video), np.zeros((batch, 1, 1, 1, 1), bool), np.zeros((batch, 1, 1, 1), bool))
 
 
+def region_cond(video, latent_shape, mask=None):
+    """Any region: generate where the pixel `mask` is True (runtime/regions.py)."""
+    return mask_condition(video, latent_shape, mask)
+
+
 _COND_FNS = {
+    "region": region_cond,
     "frame_prediction": frame_prediction_cond,
     "frame_interpolation": frame_interpolation_cond,
     "outpainting": outpainting_cond,
@@ -280,11 +314,12 @@ def replace_condition_pixels(generated: np.ndarray, task: str, video: np.ndarray
 
 # ----------------------------------------------------------------------------- prefix
 
-def prefix(task: str, vocab: Vocab, batch: int, class_ids=None) -> np.ndarray:
+def prefix(task: str, vocab: Vocab, batch: int, class_ids=None, token: int | None = None) -> np.ndarray:
     """Sequence prefix `[B, prefix_length]`: task token (multi-task) then class token.
 
     The class token is always present: the label's id for class-conditional tasks,
-    UNCOND otherwise (official `generate_masked_tokens`).
+    UNCOND otherwise (official `generate_masked_tokens`). `token`: the task token where
+    the model's manifest says another than the registry (`task_token`).
     """
     spec = get_task(task)
     if spec.class_conditional:
@@ -297,7 +332,8 @@ def prefix(task: str, vocab: Vocab, batch: int, class_ids=None) -> np.ndarray:
             raise ValueError(f"task {spec.name!r} takes no class; class-conditional tasks are "
                              + ", ".join(t.name for t in TASKS.values() if t.class_conditional))
         classes = np.full(batch, vocab.uncond_id, np.int64)
-    columns = ([np.full(batch, int(spec.token), np.int64)] if vocab.multi_task else []) + [classes]
+    token = int(spec.token) if token is None else token
+    columns = ([np.full(batch, token, np.int64)] if vocab.multi_task else []) + [classes]
     return np.stack(columns, axis=1)
 
 
