@@ -15,7 +15,9 @@ from pathlib import Path
 import onnx
 import torch
 
-from magvit_onnx.export.graphs import ONNX_TRANSLATIONS, DecoderGraph, EncoderGraph, StepGraph
+import magvit_onnx
+from magvit_onnx.export.graphs import (ONNX_TRANSLATIONS, SAMPLER_INPUTS, SAMPLERS, BodyGraph, DecoderGraph,
+                                        EncoderGraph, SamplerGraph)
 from magvit_onnx.export.model_card import class_entries, model_card
 from magvit_onnx.models.config import MagvitConfig
 from magvit_onnx.models.transformer import Transformer
@@ -28,17 +30,22 @@ EXAMPLE_BATCH = 2
 
 
 def example_inputs(config: MagvitConfig) -> dict[str, tuple[torch.Tensor, ...]]:
-    """Example arguments of each graph, in forward() order (values do not matter)."""
+    """Example arguments of each graph, in forward() order (values do not matter).
+    'transformer_step' is the combined step (StepGraph, the reference); the body's are its first three."""
     b, (t, h, w), n, p = EXAMPLE_BATCH, config.vq.latent_shape, config.vq.num_tokens, config.vocab.prefix_length
+    k = config.vq.codebook_size
+    scalars = (torch.tensor(1.0), torch.tensor(0, dtype=torch.int64), torch.tensor(0.0), torch.tensor(0.0))
+    seeds = torch.randint(0, 2 ** 31 - 1, (b, n))
     return {
+        "sampler_plain": (torch.randn(b, n, k), seeds, scalars[0]),  # no guidance: rows = batch
+        "sampler_full": (torch.randn(2 * b, n, k), seeds, *scalars),  # guidance rows stacked below
         "vq_encoder": (torch.rand(b, *config.vq.video_shape, 3),),
         "vq_decoder": (torch.zeros(b, t, h, w, dtype=torch.int64),),
         "transformer_step": (
             torch.full((2 * b, n), -1, dtype=torch.int64),       # tokens (with guidance rows)
             torch.full((2 * b, p), config.vocab.uncond_id, dtype=torch.int64),  # prefix
             torch.zeros(2 * b, n, dtype=torch.int64),            # segment_ids
-            torch.randint(0, 2 ** 31 - 1, (b, n)),               # seeds
-            torch.tensor(1.0), torch.tensor(0, dtype=torch.int64), torch.tensor(0.0), torch.tensor(0.0),
+            seeds, *scalars,
         ),
     }
 
@@ -46,6 +53,9 @@ def example_inputs(config: MagvitConfig) -> dict[str, tuple[torch.Tensor, ...]]:
 IO_NAMES = {
     "vq_encoder": (["video"], ["tokens"]),
     "vq_decoder": (["tokens"], ["video"]),
+    "transformer_body": (["tokens", "prefix", "segment_ids"], ["logits"]),
+    "sampler_plain": (SAMPLER_INPUTS["plain"], ["sampled", "probs"]),
+    "sampler_full": (SAMPLER_INPUTS["full"], ["sampled", "probs"]),
     "transformer_step": (["tokens", "prefix", "segment_ids", "seeds", "temperature", "top_k", "top_p",
                           "guidance_scale"], ["sampled", "probs"]),
 }
@@ -53,10 +63,11 @@ IO_NAMES = {
 
 def dynamic_shapes(name: str):
     batch = torch.export.Dim("batch", min=1, max=4096)
-    if name != "transformer_step":
-        return ({0: batch},)
     rows = torch.export.Dim("rows", min=1, max=8192)
-    return ({0: rows}, {0: rows}, {0: rows}, {0: batch}, None, None, None, None)
+    return {"transformer_step": ({0: rows}, {0: rows}, {0: rows}, {0: batch}, None, None, None, None),
+            "transformer_body": ({0: rows}, {0: rows}, {0: rows}),
+            "sampler_plain": ({0: batch}, {0: batch}, None),
+            "sampler_full": ({0: rows}, {0: batch}, None, None, None, None)}.get(name, ({0: batch},))
 
 
 def export_graph(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str],
@@ -101,16 +112,26 @@ def graph_io(path: Path) -> dict:
 
 
 def versions() -> dict[str, str]:
+    """The versions that made the artifacts. magvit-onnx's own is the source's `__version__`:
+    an editable install's metadata keeps the version it was installed at (0.2.0 after the
+    bump to 0.3.0), so the shipped manifest once named the wrong one."""
     out = {}
-    for package in ("torch", "onnx", "onnxscript", "onnxruntime", "magvit-onnx"):
+    for package in ("torch", "onnx", "onnxscript", "onnxruntime"):
         try:
             out[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
-    return out
+    return {**out, "magvit-onnx": magvit_onnx.__version__}
 
 
 TARGETS = ("cpu", "gpu")
+# The filtered sampler each target runs (graphs.SAMPLERS); every folder also has 'plain'.
+TARGET_SAMPLERS = {"cpu": "full", "gpu": "full_gpu"}
+
+
+def sampler_names(target: str) -> list[str]:
+    """The sampler graphs of a target ('cpu', 'gpu' or both, 'cpu+gpu')."""
+    return ["plain", *(TARGET_SAMPLERS[t] for t in target.split("+"))]
 
 
 def precision_name(fp16: bool, int8: bool) -> str:
@@ -138,45 +159,56 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
         "model_card": model_card(config, weights, metadata),
         "decoding": dataclasses.asdict(config.sampling),
         "graphs": {name: {"filename": f"{name}.onnx", **graph_io(out / f"{name}.onnx")} for name in GRAPHS},
+        # The step is transformer_step.onnx (logits) then one of these (runtime.pipeline.OrtEngine).
+        "samplers": {name: {"filename": f"sampler_{name}.onnx", **graph_io(out / f"sampler_{name}.onnx")}
+                     for name in sampler_names(target)},
         "precision": precision_name(fp16, int8),
         "target": target,
         "batch_profile": dict(DEFAULT_BATCH_PROFILE),  # TensorRT's optimisation profile (runtime.providers)
         "opset": opset,
         "weights": weights,
         "versions": versions(),
-        "files": {f"{name}.onnx": {"sha256": sha256(out / f"{name}.onnx"),
-                                   "bytes": (out / f"{name}.onnx").stat().st_size} for name in GRAPHS},
+        "files": {file: {"sha256": sha256(out / file), "bytes": (out / file).stat().st_size} for file in
+                  [f"{name}.onnx" for name in GRAPHS] + [f"sampler_{name}.onnx" for name in sampler_names(target)]},
     }
 
 
 def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: str | Path, *,
                opset: int = 18, fp16: bool = False, int8: bool = False, weights: dict | None = None,
                target: str | None = None, metadata: dict[str, str] | None = None) -> dict:
-    """Write the three graphs and `manifest.json` into `out`; returns the manifest.
+    """Write the graphs and `manifest.json` into `out`; returns the manifest.
 
-    `fp16`: the graphs in fp16 (for GPUs; the step's sampling stage stays fp32). `int8`:
-    the transformer step's MatMuls dynamically quantised to int8 (for CPUs); the tokenizer
-    graphs stay fp32. `target` ('cpu' or 'gpu'; default 'gpu' with fp16, else 'cpu'):
-    'gpu' sorts all classes in the step's top-k/top-p filter (a constant TopK width, see
-    `filter_logits`); 'cpu' sorts only what the filters need. Tokens are the same."""
-    target = target or ("gpu" if fp16 else "cpu")
+    The graphs: vq_encoder, transformer_step (the step's transformer, -> logits), vq_decoder,
+    and the step's float32 samplers (graphs.SAMPLERS, a few kB each): 'plain' and the
+    filtered one of each target. `fp16`: the tokenizer graphs and the step's transformer
+    in fp16 (for GPUs); the samplers stay float32 (separate graphs). `int8`: the step's
+    MatMuls dynamically quantised to int8 (for CPUs); the tokenizer graphs stay fp32.
+    `target` ('cpu', 'gpu'; default both, int8: 'cpu'): which filtered sampler ships,
+    'full' (sorts only what the filters need) or 'full_gpu' (sorts every class, a constant
+    TopK width, see `filter_logits`). Tokens are the same."""
+    target = target or ("cpu" if int8 else "cpu+gpu")
     if opset < 18:
         raise ValueError(f"opset must be >= 18, got {opset}")
-    if target not in TARGETS:
+    if target not in (*TARGETS, "cpu+gpu"):
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     if fp16 and int8:
         raise ValueError("choose fp16 (GPU) or int8 (CPU), not both")
-    if int8 and target == "gpu":
+    if int8 and "gpu" in target:
         raise ValueError("int8 artifacts are for CPUs (CUDA and TensorRT have no kernels for ORT's dynamic "
                          "quantisation); export the GPU target in fp32 or fp16")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    step = StepGraph(transformer, full_sort=target == "gpu", fp16_body=fp16)
-    graphs = {"vq_encoder": EncoderGraph(vq), "transformer_step": step, "vq_decoder": DecoderGraph(vq)}
     examples = example_inputs(config)
-    for name, module in graphs.items():
-        export_graph(module, examples[name], out / f"{name}.onnx", *IO_NAMES[name], dynamic_shapes(name), opset)
-        if fp16 and name != "transformer_step":  # the step's body is fp16 from torch (StepGraph)
+    # file stem -> (module, the IO_NAMES / dynamic_shapes / example_inputs key)
+    graphs = {"vq_encoder": (EncoderGraph(vq), "vq_encoder"),
+              "transformer_step": (BodyGraph(transformer, fp16=fp16), "transformer_body"),
+              "vq_decoder": (DecoderGraph(vq), "vq_decoder")}
+    for name in sampler_names(target):
+        graphs[f"sampler_{name}"] = (SamplerGraph(**SAMPLERS[name]), "sampler_plain" if name == "plain" else "sampler_full")
+    for name, (module, key) in graphs.items():
+        args = examples[key] if key in examples else examples["transformer_step"][:3]
+        export_graph(module, args, out / f"{name}.onnx", *IO_NAMES[key], dynamic_shapes(key), opset)
+        if fp16 and name in ("vq_encoder", "vq_decoder"):  # the step's transformer is fp16 from torch (BodyGraph)
             to_fp16(out / f"{name}.onnx")
     if int8:
         to_int8(out / "transformer_step.onnx")

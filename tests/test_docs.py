@@ -82,6 +82,15 @@ def test_version_follows_the_changelog():
     assert version == newest == magvit_onnx.__version__
 
 
+def test_shipped_manifest_names_the_package_version():
+    """`magvit-onnx info` said 0.2.0 for the 0.3.0 model: the manifest was exported before the bump."""
+    import magvit_onnx
+    from magvit_onnx.paths import DEFAULT_ARTIFACTS
+
+    manifest = json.loads((DEFAULT_ARTIFACTS / "manifest.json").read_text())
+    assert manifest["versions"]["magvit-onnx"] == magvit_onnx.__version__
+
+
 def test_plot_series_come_from_the_bench_json():
     """The tiny table's medians (docs/benchmarks.md) are what the plot reads."""
     bench = json.loads((ROOT / "scripts" / "bench_cpu.json").read_text())

@@ -17,8 +17,9 @@ import onnx
 import pytest
 import torch
 
+import magvit_onnx
 from helpers import small_config
-from magvit_onnx.export.exporter import export_all, seeded_random_models
+from magvit_onnx.export.exporter import export_all, seeded_random_models, versions
 from magvit_onnx.export.graphs import filter_logits, sample
 from magvit_onnx.export.parity import check_parity, encoder_mismatches, step_feeds, step_logits_max_abs
 from magvit_onnx.export.reference import reference_pipeline
@@ -70,6 +71,17 @@ def test_manifest(exported):
                                                    "top_k", "top_p", "guidance_scale"]
     assert [o["name"] for o in step["outputs"]] == ["sampled", "probs"]
     assert manifest["config"]["vq"]["video_shape"] == [8, 32, 32] and "torch" in manifest["versions"]
+    assert manifest["versions"]["magvit-onnx"] == magvit_onnx.__version__
+
+
+def test_manifest_names_the_source_version_not_stale_install_metadata(monkeypatch):
+    """An editable install keeps the metadata of the version it was installed at: the shipped
+    0.3.0 manifest said 0.2.0."""
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1" if name == "magvit-onnx" else real(name))
+    assert versions()["magvit-onnx"] == magvit_onnx.__version__ != "0.0.1"
 
 
 def test_encoder_and_decoder_parity(pipelines):
