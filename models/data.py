@@ -47,6 +47,10 @@ SPLITS = ("train", "val", "test")
 
 
 class Sample(NamedTuple):
+class DataError(ValueError):
+    """A data spec that gives no training data: the scripts end with its one line."""
+
+
     clip: np.ndarray   # uint8 [T, H, W, 3]
     label: int         # class index, -1 = unlabelled
     skipped: int = 0   # unreadable files passed over to make this sample
@@ -115,7 +119,7 @@ class PhotoMoves(Source):
         self.photos = procedural.load_photos(paths)
         if not self.photos:
             where = ", ".join(map(str, folders)) or "installed packages (install the 'photos' extra: scikit-image)"
-            raise ValueError(f"no photographs found in {where}")
+            raise DataError(f"no photographs found in {where}")
 
     def item(self, index: int) -> Sample:
         frames, height, width = self.video_shape
@@ -161,26 +165,34 @@ class FileSource(Source):
         entries = [FileEntry(path, index[label] if label is not None else -1) for path, label in rows]
         self.files = split_files(entries, location.parent if location.is_file() else location, split)
         if not self.files:
-            raise ValueError(f"no files ({', '.join(sorted(self.suffixes))}) in {location}")
+            raise DataError(f"no files ({', '.join(sorted(self.suffixes))}) in {location}")
         self.failures = 0
 
     def _folder_rows(self, root: Path) -> list[tuple[Path, str | None]]:
         if not root.is_dir():
-            raise ValueError(f"{root}: no such folder or manifest file")
+            raise DataError(f"{root}: no such folder or manifest file")
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in self.suffixes and p.is_file())
         return [(p, p.relative_to(root).parts[0] if p.parent != root else None) for p in files]
 
     @staticmethod
     def _manifest_rows(manifest: Path) -> list[tuple[Path, str | None]]:
-        if manifest.suffix.lower() == ".jsonl":
-            records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-        elif manifest.suffix.lower() == ".csv":
-            with open(manifest, newline="") as f:
-                records = list(csv.DictReader(f))
-        else:
-            raise ValueError(f"{manifest}: a manifest is a .csv or .jsonl file with a 'path' column")
-        if any("path" not in r for r in records):
-            raise ValueError(f"{manifest}: every row needs a 'path' (and may have a 'label')")
+        suffix = manifest.suffix.lower()
+        if suffix not in (".csv", ".jsonl"):
+            raise DataError(f"{manifest}: a manifest is a .csv or .jsonl file with a 'path' column")
+        line = 0
+        try:
+            text = manifest.read_text(encoding="utf-8")
+            if suffix == ".jsonl":
+                records = []
+                for line, row in enumerate(text.splitlines(), 1):
+                    records += [json.loads(row)] if row.strip() else []
+            else:
+                records = list(csv.DictReader(text.splitlines()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as error:
+            where = f" line {line}" if line else ""
+            raise DataError(f"{manifest}{where}: not a readable {suffix[1:].upper()} manifest ({error})") from None
+        if not all(isinstance(r, dict) and isinstance(r.get("path"), str) and r["path"] for r in records):
+            raise DataError(f"{manifest}: every row needs a 'path' string (and may have a 'label')")
         label = lambda r: None if r.get("label") in (None, "") else str(r["label"])  # noqa: E731
         return [((manifest.parent / r["path"]), label(r)) for r in records]
 
@@ -198,7 +210,7 @@ class FileSource(Source):
             except ValueError as error:  # VideoError and decode errors are ValueErrors
                 self.failures += 1
                 print(f"warning: skipping {entry.path}: {error}", file=sys.stderr, flush=True)
-        raise RuntimeError(f"none of the {n} files can be read")
+        raise DataError(f"none of the {n} {self.split} files can be read (the warnings above name them)")
 
     def read(self, path: Path, rng: np.random.Generator) -> np.ndarray:
         """A random window: short side scaled to the model's size, random crop, random flip."""
@@ -281,7 +293,7 @@ class Mixture(Source):
         self.weights = np.asarray(weights, np.float64) / np.sum(weights)
         labelled = [s for s in sources if s.num_classes]
         if len({s.class_names for s in labelled}) > 1:
-            raise ValueError("a mixture can hold one labelled source (or several with the same classes)")
+            raise DataError("a mixture can hold one labelled source (or several with the same classes)")
         self.num_classes = labelled[0].num_classes if labelled else 0
         self.class_names = labelled[0].class_names if labelled else ()
 
@@ -305,19 +317,21 @@ def parse_data(spec: str, video_shape: tuple[int, int, int], split: str = "train
             source = PhotoMoves(video_shape, split, seed, [where] if where else ())
         elif kind == "images":
             source = ImageFiles(where, video_shape, split, seed)
+        if ":" in part and not _has_weight(part) and not Path(part).exists():
+            raise DataError(f"{part!r}: the weight after ':' must be a number > 0, e.g. 'synthetic:2'")
         else:
             source = FileSource(name, video_shape, split, seed, stride, fps)
         sources.append(source)
         weights.append(float(weight))
     if not sources:
-        raise ValueError("empty data spec: e.g. 'synthetic', 'dead_leaves:2,photos:2' or a folder of videos")
+        raise DataError("empty data spec: e.g. 'synthetic', 'dead_leaves:2,photos:2' or a folder of videos")
     return sources[0] if len(sources) == 1 else Mixture(sources, weights, seed)
 
 
 def _has_weight(part: str) -> bool:
     head, sep, tail = part.rpartition(":")
     try:
-        return bool(sep) and float(tail) > 0 and bool(head)
+        return bool(sep) and 0 < float(tail) < float("inf") and bool(head)
     except ValueError:
         return False
 

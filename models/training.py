@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from magvit_onnx.models import distributed
+from magvit_onnx.models.data import DataError
 from magvit_onnx.models.distributed import Dist, any_rank
 
 
@@ -98,17 +99,47 @@ def save_state(path: Path, state: dict) -> None:
     tmp.replace(path)
 
 
-def load_state(path: Path, device: torch.device) -> dict | None:
+def load_state(path: Path, device: torch.device, parts: tuple[str, ...] = ()) -> dict | None:
     """The state written by `save_state`, or None when there is none. Loaded with
-    `weights_only=True`: a planted file cannot run code, it is refused."""
+    `weights_only=True`: a planted file cannot run code, it is refused. So is a state without
+    one of `parts` (the state dicts the script restores) or without a whole `step` >= 0."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # pickle's errors have no common base class
-        raise SystemExit(f"{path}: not a training state this script wrote ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else ''}); move it away to start afresh") from None
+        state, problem = None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    else:
+        missing = [key for key in ("step", *parts) if not isinstance(state, dict) or key not in state]
+        problem = f"it has no {', '.join(map(repr, missing))}" if missing else None
+        if not problem and (not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0):
+            problem = f"its step {str(state['step'])[:40]!r} is not a whole number >= 0"
+    if problem:
+        raise SystemExit(f"{path}: not a training state this script wrote ({problem}); move it away to start afresh")
+    return state
+
+
+def restore(path: Path, state: dict, parts: dict) -> None:
+    """Load each named part of `state` (model, optimiser) into its object; a state of another
+    model or optimiser is one line, not a traceback."""
+    for name, target in parts.items():
+        try:
+            target.load_state_dict(state[name])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise SystemExit(f"{path}: its {name!r} does not fit this run's model ({type(error).__name__}: "
+                             f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}); "
+                             f"move it away to start afresh") from None
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """A training script's entry point: data that cannot train (an empty folder, only unreadable
+    files, a bad manifest or weight) ends with its one line and exit status 1, not a traceback."""
+    try:
+        main()
+    except DataError as error:
+        # Raised in a DataLoader worker, the message carries the worker's traceback: keep its last line.
+        raise SystemExit(f"error: --data: {str(error).strip().splitlines()[-1].split('DataError: ')[-1]}") from None
 
 
 def plain(value):
@@ -134,6 +165,8 @@ def train_loop(*, step: int, total: int, train_step: Callable[[int], dict], eval
     """
     log = MetricsLog(out / "metrics.jsonl", tensorboard) if dist.main else None
     progress = Progress(total, step, global_batch)
+    if step >= total and dist.main:
+        print(f"nothing to train: the run is at step {step} of --steps {total}", file=sys.stderr, flush=True)
     started = time.time()
     while step < total:
         record = train_step(step)

@@ -45,7 +45,8 @@ from magvit_onnx.models.discriminator import StyleGANDiscriminator
 from magvit_onnx.models.inflation import inflate_2d_to_3d
 from magvit_onnx.models.losses import EMA, TokenizerLoss, tokenizer_train_step, vq_optimizers
 from magvit_onnx.models.token_loss import warmup_cosine
-from magvit_onnx.models.training import add_run_arguments, load_state, plain, save_state, start_run, train_loop
+from magvit_onnx.models.training import (add_run_arguments, load_state, plain, restore, run_script, save_state,
+                                          start_run, train_loop)
 from magvit_onnx.models.vqvae import VQVAE
 
 VAL_CLIPS = 8
@@ -144,11 +145,11 @@ def main(argv=None):
     ema = EMA(vq, args.ema_decay)
     usage = CodeUsage(config.vq.codebook_size)
     step = 0
-    state = load_state(args.out / "state.pt", device)
+    parts = {"vq": vq, "discriminator": discriminator, "ema": ema.model, "lecam": loss_fn.lecam, "g_opt": g_opt,
+             "d_opt": d_opt}
+    state = load_state(args.out / "state.pt", device, tuple(parts))
     if state is not None:
-        vq.load_state_dict(state["vq"]); discriminator.load_state_dict(state["discriminator"])
-        ema.model.load_state_dict(state["ema"]); loss_fn.lecam.load_state_dict(state["lecam"])
-        g_opt.load_state_dict(state["g_opt"]); d_opt.load_state_dict(state["d_opt"])
+        restore(args.out / "state.pt", state, parts)
         step = state["step"]
         usage.usage = state.get("code_usage", usage.usage)
         if dist.main:
@@ -198,4 +199,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

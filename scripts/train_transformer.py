@@ -44,7 +44,8 @@ from magvit_onnx.models.commit_training import (commit_loss, condition_variants,
                                                 step_randomness, task_schedule, tokenize_task)
 from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
-from magvit_onnx.models.training import Progress, add_run_arguments, load_state, plain, save_state, start_run, train_loop
+from magvit_onnx.models.training import (Progress, add_run_arguments, load_state, plain, restore, run_script,
+                                          save_state, start_run, train_loop)
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
@@ -157,7 +158,7 @@ def token_pool(path: Path, vq, source: Source, count: int, config, variants, dev
     """Load `path`, or tokenize items [0, count) of `source` into it. When `path` holds fewer
     than `count` clips, the missing items are tokenized and appended: a resumed run can grow
     its pool, and the pool does not depend on when it grew."""
-    pool = _load(path) if path.is_file() else {}
+    pool = load_pool(path, config) if path.is_file() else {}
     missing = {key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video} - set(pool)
     if pool and missing:
         raise SystemExit(f"{path} holds no condition tokens for {sorted(missing)} (made with other --fp-cond-frames?); "
@@ -222,7 +223,7 @@ def main(argv=None):
                          f"it trains {', '.join(config.tasks)}")
     if dist.main:
         args.out.mkdir(parents=True, exist_ok=True)
-    state = load_state(args.out / "state.pt", device)  # checked before any tokenizing
+    state = load_state(args.out / "state.pt", device, ("transformer", "optimizer"))  # checked before any tokenizing
     resumes_at = state["step"] if state is not None else 0
     if args.restart_at > resumes_at:
         raise SystemExit(f"--restart-at {args.restart_at} is past the step training resumes at ({resumes_at}); "
@@ -237,8 +238,8 @@ def main(argv=None):
             token_pool(args.out / "tokens.npz", vq, source, args.pool, config, variants, device)
     if dist.world > 1:
         torch.distributed.barrier()
-    val = _load(args.out / "val_tokens.npz")
-    pool = _load(args.out / "tokens.npz") if args.pool else None
+    val = load_pool(args.out / "val_tokens.npz", config)
+    pool = load_pool(args.out / "tokens.npz", config) if args.pool else None
 
     transformer = Transformer(config).to(device)
     optimizer = transformer_optimizer(transformer, lr=args.lr)
@@ -246,7 +247,7 @@ def main(argv=None):
     schedule = task_schedule(list(config.tasks), weights, rng=np.random.default_rng(args.seed))
     step = resumes_at
     if state is not None:
-        transformer.load_state_dict(state["transformer"]); optimizer.load_state_dict(state["optimizer"])
+        restore(args.out / "state.pt", state, {"transformer": transformer, "optimizer": optimizer})
         if dist.main:
             print(f"resumed from {args.out / 'state.pt'} at step {step}", flush=True)
     # Dropout draws its own numbers on every rank (as the official per-device dropout RNG),
@@ -318,9 +319,32 @@ def main(argv=None):
     distributed.cleanup()
 
 
-def _load(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as held:
-        return dict(held)
+def load_pool(path: Path, config) -> dict[str, np.ndarray]:
+    """A token pool this script wrote, checked against the model: a pool of another tokenizer
+    (or an edited one) would train on ids the model has no rows for, or on wrong labels."""
+    try:
+        with np.load(path) as held:
+            pool = dict(held)
+    except Exception as error:  # zip, format and pickle errors have no common base class
+        raise SystemExit(f"{path}: not a token pool this script wrote ({type(error).__name__}); "
+                         f"move it away to tokenize the pool again") from None
+    labels = pool.get("labels")
+    shape = config.vq.latent_shape
+    problem = None
+    if "inputs" not in pool or labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        problem = "it has no 'inputs' tokens or no 'labels'"
+    elif not ((-1 <= labels) & (labels < config.num_classes)).all():
+        problem = f"labels outside [-1, {config.num_classes - 1}]"
+    for key, ids in pool.items():
+        if problem or key == "labels":
+            continue
+        if ids.shape != (len(labels), *shape) or not np.issubdtype(ids.dtype, np.integer):
+            problem = f"'{key}' is not {len(labels)} integer token grids of {list(shape)}"
+        elif ids.size and not 0 <= ids.min() <= ids.max() < config.vq.codebook_size:
+            problem = f"'{key}' holds token ids outside the codebook [0, {config.vq.codebook_size})"
+    if problem:
+        raise SystemExit(f"{path}: {problem} (another tokenizer's pool?); move it away to tokenize the pool again")
+    return pool
 
 
 def eligible_rows(labels: np.ndarray, task: str) -> np.ndarray:
@@ -338,4 +362,4 @@ def _with_labelled(val_source: Source) -> Source:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -1,12 +1,14 @@
 """Training scripts end to end (a few steps), resume, data sources, shipping the result."""
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -213,3 +215,52 @@ def test_a_crafted_checkpoint_config_is_one_line_before_anything_is_built(tmp_pa
         assert result.exit_code == 2 and needle in result.output, (needle, result.output)
         assert isinstance(result.exception, SystemExit) and result.output.count("Error:") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_training_data_and_state_end_in_one_line(tmp_path):
+    """Issue 32 item 5: a pool of ids beyond the codebook trained silently; a state whose step
+    is "abc", -1, NaN or 1e12, or that lacks a part, gave a traceback or 'resumed at step nan';
+    an empty folder, unreadable files, a bad manifest or 'synthetic:abc' gave tracebacks."""
+    from helpers import small_config
+    from magvit_onnx.models.data import DataError, parse_data
+    from magvit_onnx.models.training import load_state
+
+    config = small_config()
+    torch.manual_seed(0)
+    save_weights(tmp_path / "tok.safetensors", config, {"vq": VQVAE(config.vq)})
+    out = tmp_path / "tr"
+    command = [sys.executable, str(ROOT / "scripts" / "train_transformer.py"), "--tokenizer", tmp_path / "tok.safetensors",
+               "--out", out, "--pool", 2, "--val-pool", 2, "--batch-size", 1, "--eval-every", 9]
+    run("train_transformer.py", *command[2:], "--steps", 1)
+    pool = dict(np.load(out / "tokens.npz"))
+    np.savez(out / "tokens.npz", **{**pool, "inputs": pool["inputs"] + config.vq.codebook_size})
+    refused = subprocess.run([*map(str, command), "--steps", "2"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "token ids outside the codebook [0, 1024)" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and "step 2/2" not in refused.stderr
+
+    state = torch.load(out / "state.pt", weights_only=True)
+    for step, needle in (("abc", "its step 'abc' is not a whole number"), (-1, "its step '-1'"),
+                         (float("nan"), "its step 'nan'"), (1e12, "its step '1000000000000.0'"), (True, "'True'")):
+        torch.save({**state, "step": step}, out / "state.pt")
+        with pytest.raises(SystemExit, match=re.escape(needle)):
+            load_state(out / "state.pt", "cpu", ("transformer", "optimizer"))
+    torch.save({"step": 1, "transformer": state["transformer"]}, out / "state.pt")
+    refused = subprocess.run([*map(str, command), "--steps", "2"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "it has no 'optimizer'" in refused.stderr and "Traceback" not in refused.stderr
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "v.mp4").write_bytes(b"\0" * 4000)
+    (tmp_path / "m.jsonl").write_text('{"path": "a.mp4"}\nnot json\n')
+    (tmp_path / "m.csv").write_text("file,label\na.mp4,x\n")
+    for spec, needle in ((tmp_path / "empty", "no files"), ("synthetic:abc", "the weight after ':' must be a number > 0"),
+                         ("synthetic:inf", "must be a number > 0"), (tmp_path / "m.jsonl", "m.jsonl line 2: not a readable"),
+                         (tmp_path / "m.csv", "every row needs a 'path'")):
+        with pytest.raises(DataError, match=re.escape(needle)):
+            parse_data(str(spec), (8, 32, 32))
+    with pytest.raises(DataError, match="none of the 1 train files can be read"):
+        parse_data(str(tmp_path / "bad"), (8, 32, 32)).take(1)
+    refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_tokenizer.py"), "--data", "synthetic:abc",
+                              "--out", str(tmp_path / "tok")], capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        "error: --data: 'synthetic:abc': the weight after ':' must be a number > 0, e.g. 'synthetic:2'"]
