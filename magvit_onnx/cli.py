@@ -1,19 +1,16 @@
-"""The `magvit-onnx` command: demo, info, export (and run, the batch jobs)."""
+"""The `magvit-onnx` command: demo, info, export (and run, the batch jobs; fvd, the metric)."""
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
+import warnings
 
 import click
 
 from magvit_onnx.folders import make_out
+from magvit_onnx.options import ARTIFACTS, PROVIDERS
 from magvit_onnx.runtime.artifacts import ArtifactError
-
-ARTIFACTS = click.option("--artifacts", type=click.Path(file_okay=False), default=None,
-                         help="Artifacts folder (default: the shipped default model).")
-PROVIDERS = click.option("--providers", default="cpu", show_default=True,
-                         help="Execution providers, comma-separated: cpu, cuda, tensorrt.")
 
 
 def fail(error: Exception) -> None:
@@ -34,8 +31,13 @@ def provider_error() -> type[Exception]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="magvit-onnx")
-def main():
+@click.pass_context
+def main(ctx):
     """MAGVIT over ONNX Runtime: ten video generation tasks from one model."""
+    # A warning is one line, like an error: Python's own format adds a file, a line number and
+    # the source line, which mean nothing to someone running a command.
+    ctx.with_resource(warnings.catch_warnings())
+    warnings.showwarning = lambda message, category, *_: click.echo(f"Warning: {message}", err=True)
 
 
 @main.command()
@@ -101,8 +103,10 @@ def export(ctx):
 
 
 from magvit_onnx.batch import command as run_command  # noqa: E402  (the batch jobs: magvit_onnx/batch/)
+from magvit_onnx.fvd.command import fvd as fvd_command  # noqa: E402  (FVD: magvit_onnx/fvd/)
 
 main.add_command(run_command)
+main.add_command(fvd_command)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
-import onnxruntime as ort
-from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf, NoSuchFile
 
 from magvit_onnx.runtime import commit, extend, providers as eps, tasks
+# onnxruntime through `providers`, whose import of it names the extra to install when it is missing
+from magvit_onnx.runtime.providers import InvalidGraph, InvalidProtobuf, NoSuchFile, ort
 from magvit_onnx.runtime.artifacts import GRAPHS, ArtifactError, load_manifest
 from magvit_onnx.runtime.seeding import random_source
 from magvit_onnx.runtime.step import make_model_fn
@@ -55,9 +55,10 @@ class OrtEngine:
                  intra_op_num_threads: int = 0, use_tf32: bool | None = None, batch_profile: dict | None = None):
         requested = eps.with_trt_cache(eps.resolve(providers, use_tf32=use_tf32), engine_cache_key(folder))
         if eps.uses_gpu(requested):
-            check_gpu_artifacts(manifest)
             eps.preload_gpu_libraries(requested)
         usable = eps.check_available(requested, allow_fallback)
+        if eps.uses_gpu(usable):  # after the availability check: no advice about a GPU that is not there
+            check_gpu_artifacts(manifest)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_num_threads

@@ -24,8 +24,10 @@ try:
     import onnxruntime as ort
     from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf, NoSuchFile
 except ImportError as error:  # the flavour is an extra: one line that says which to install
-    raise ImportError("onnxruntime is not installed: pip install 'magvit-onnx[cpu]', "
-                      "or 'magvit-onnx[gpu]' on a CUDA machine") from error
+    missing = isinstance(error, ModuleNotFoundError) and error.name == "onnxruntime"
+    problem = "is not installed" if missing else f"cannot be imported ({error})"
+    raise ImportError(f"onnxruntime {problem}: pip install 'magvit-onnx[cpu]', "
+                      "or 'magvit-onnx[gpu]' on a CUDA machine") from None
 
 ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
            "tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider"}

@@ -517,10 +517,10 @@ def test_unusable_artifacts_exit_1_before_any_job(tmp_path, media, artifacts, da
     assert rows(tmp_path / "out") == [] and files(tmp_path / "out") == []
 
 
-def test_unknown_provider_exits_1(tmp_path, artifacts):
+def test_unknown_provider_is_a_usage_error(tmp_path, artifacts):
     jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a"))
     result = cli(jobs, "--out", tmp_path / "out", "--artifacts", artifacts, "--providers", "quantum")
-    assert result.exit_code == 1 and "unknown provider 'quantum'" in result.stderr
+    assert result.exit_code == 2 and "unknown provider 'quantum'" in result.stderr
 
 
 # ----------------------------------------------------------------- resuming

@@ -113,6 +113,62 @@ def test_run_provider_advice_names_the_command_line_option(artifacts, tmp_path):
     assert "allow_fallback" not in result.output and "run with --providers cpu" in result.output
 
 
+@pytest.mark.parametrize("command", [["info"], ["demo", "--out", "demo"], ["run", "jobs.jsonl", "--out", "out"]])
+def test_an_unknown_provider_is_a_usage_error(tmp_path, monkeypatch, command):
+    """Old: exit 1, although a bad option value is a usage error (2) everywhere else."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jobs.jsonl").write_text('{"id": "a", "task": "CG", "class": 1}\n')
+    result = CliRunner().invoke(main, [*command, "--providers", "foo"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--providers': unknown provider 'foo': valid providers are cpu, cuda, tensorrt" \
+        in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.jsonl"]  # refused before any output
+
+
+def test_an_unavailable_gpu_is_one_line_without_a_warning(artifacts, tmp_path):
+    """Old: `info --providers cuda` on CPU-target artifacts printed a RuntimeWarning (file, line,
+    source) about GPU performance before saying that there is no GPU."""
+    import warnings
+
+    folder = tmp_path / "cpu_target"
+    shutil.copytree(artifacts, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "target": "cpu"}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(main, ["info", "--artifacts", str(folder), "--providers", "cuda"])
+    assert result.exit_code == 1 and caught == []
+    assert result.output.startswith("Error: execution provider(s) CUDAExecutionProvider not available")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_warning_is_one_line(artifacts, monkeypatch):
+    """Python's format of a warning adds a file, a line number and the source line."""
+    import warnings
+
+    from magvit_onnx.generator import Generator
+
+    info = Generator.info
+    monkeypatch.setattr(Generator, "info", lambda self: warnings.warn("mind the gap", RuntimeWarning) or info(self))
+    shown = warnings.showwarning
+    result = CliRunner().invoke(main, ["info", "--artifacts", str(artifacts)])
+    assert result.exit_code == 0 and result.stderr == "Warning: mind the gap\n"
+    assert json.loads(result.stdout)["tasks"] == list(TASKS)
+    assert warnings.showwarning is shown  # put back when the command ends
+
+
+def test_generator_without_onnxruntime_names_the_extra(monkeypatch):
+    """Old: `Generator()` without onnxruntime ended in a bare ModuleNotFoundError."""
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an absent module looks like to import
+    for name in ("magvit_onnx.runtime.providers", "magvit_onnx.runtime.pipeline", "magvit_onnx.generator"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.raises(ImportError) as caught:
+        from magvit_onnx.generator import Generator  # noqa: F401
+    assert str(caught.value) == ("onnxruntime is not installed: pip install 'magvit-onnx[cpu]', "
+                                 "or 'magvit-onnx[gpu]' on a CUDA machine")
+    assert caught.value.__suppress_context__ and caught.value.__cause__ is None  # one message, no chained traceback
+
+
 @pytest.mark.parametrize("where", ["under_a_file/out", "file"])
 def test_demo_out_that_cannot_be_created_is_one_line(artifacts, tmp_path, where):
     """Old: a NotADirectoryError/FileExistsError traceback from mkdir."""

@@ -12,14 +12,14 @@ from magvit_onnx.batch.shards import parse_shard, shard_from_env
 def _command():
     import click
 
+    from magvit_onnx.options import ARTIFACTS, PROVIDERS
+
     @click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
     @click.argument("jobs", type=click.Path(exists=True, dir_okay=False, readable=True))
     @click.option("--out", type=click.Path(file_okay=False), required=True,
                   help="Folder for the outputs and the report (created if missing).")
-    @click.option("--artifacts", type=click.Path(file_okay=False), default=None,
-                  help="Artifacts folder (default: the shipped default model).")
-    @click.option("--providers", default="cpu", show_default=True,
-                  help="Execution providers, comma-separated: cpu, cuda, tensorrt.")
+    @ARTIFACTS
+    @PROVIDERS
     @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
                   help="Jobs with the same task and settings generated in one call (results equal batch size 1).")
     @click.option("--shard", default=None, metavar="INDEX/COUNT",
