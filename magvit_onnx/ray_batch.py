@@ -21,6 +21,10 @@ asks before each group: no group starts after it, the groups already running fin
 the driver records all their rows before it stops. So every output written has its report
 line, and a rerun does only the jobs that never ran.
 
+Groups travel to the workers pickled (`pack` / `unpack`), as Ray pickles everything it
+sends: every field of a `Job` arrives as it was (paths, the key images' tuple, any key
+added later), with no per-field conversion to forget.
+
 Why not `ray.data.read_json`: a malformed line would fail the whole read instead of
 becoming that line's error, and duplicate ids and line numbers need the whole file; the
 driver reads JOBS once (it is small next to the videos) and Ray gets validated jobs.
@@ -29,9 +33,9 @@ Ray connects to the cluster named by RAY_ADDRESS, else starts a local instance.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import pickle
 import sys
 import threading
 import time
@@ -41,16 +45,14 @@ from typing import Any, Callable
 from magvit_onnx import batch
 
 
-def job_to_dict(job: batch.Job) -> dict:
-    data = dataclasses.asdict(job)
-    data["input"] = None if job.input is None else str(job.input)
-    return data
+def pack(group: list[batch.Job]) -> bytes:
+    """One group of jobs as a Ray Dataset cell (see the module docstring)."""
+    return pickle.dumps(group, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def job_from_dict(data: dict) -> batch.Job:
-    data = dict(data)
-    data["input"] = None if data.get("input") is None else Path(data["input"])
-    return batch.Job(**data)
+def unpack(cell: bytes) -> list[batch.Job]:
+    """The jobs of `pack`; the driver made the cell, so unpickling trusts nothing new."""
+    return pickle.loads(cell)
 
 
 class _Rows:
@@ -102,8 +104,8 @@ class RayWorker:
 
         collected = _Rows()
         runner = batch.Runner(self.generator, self.facts, self.out, collected, self.plan, _Quiet(), lambda line: None)
-        for text in rows["group"]:
-            group = [job_from_dict(job) for job in json.loads(text)]
+        for cell in rows["group"]:
+            group = unpack(cell)
             if ray.get(self.stop.is_set.remote()):
                 break  # the run is stopping: these jobs stay pending for a rerun
             runner.run_group(group)
@@ -170,7 +172,7 @@ def _run_on_ray(ray, runner: batch.Runner, the_plan: batch.Plan, facts: batch.Mo
     stop = ray.remote(StopFlag).remote()
     finished = threading.Event()
     threading.Thread(target=_forward_stop, args=(runner.stop, stop, finished), daemon=True).start()
-    dataset = ray.data.from_items([{"group": json.dumps([job_to_dict(j) for j in group])}
+    dataset = ray.data.from_items([{"group": pack(group)}
                                    for group in batch.groups(the_plan.pending, batch_size, facts.decoding)])
     results = dataset.map_batches(
         RayWorker, batch_size=1, concurrency=workers, num_gpus=gpus_per_worker or None,

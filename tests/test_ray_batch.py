@@ -116,3 +116,37 @@ def test_a_signal_leaves_no_output_without_its_report_line(tmp_path, artifacts, 
     second = ray_batch.run_ray(jobs, out, artifacts=artifacts, batch_size=1, workers=2,
                                progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
     assert (second.skipped, second.ok, first.ok + second.ok) == (first.ok, len(lines) - first.ok, len(lines))
+
+
+def test_every_jobs_key_on_the_ray_path(tmp_path, artifacts, local_ray):
+    """Issue 32: a stop-motion job (`keys`: a tuple of paths) crashed the whole Ray run with
+    'Object of type PosixPath is not JSON serializable'. Every JOBS key goes through Ray and
+    gives the local run's outputs."""
+    frames = np.random.default_rng(0).integers(0, 256, (12, 40, 48, 3), dtype=np.uint8)
+    video.write_mp4(tmp_path / "clip.mp4", frames)
+    for k in range(3):
+        video.write_png(tmp_path / f"k{k}.png", frames[4 * k])
+    small = {"steps": 1, "format": "npy"}
+    lines = [
+        {"id": "stop1", "task": "FI", "keys": ["k0.png", "k1.png", "k2.png"], **small},
+        {"id": "cg", "task": "CG", "class": 2, "seed": 5, "steps": 2, "sampling_temperature": 0.9,
+         "mask_temperature": 3.0, "guidance_scale": 1.5, "top_k": 8, "schedule": "uniform", "num_videos": 2,
+         "format": "png"},
+        {"id": "cfp", "task": "CFP", "class_id": 1, "input": "clip.mp4", "top_p": 0.9, "steps": 1, "format": "gif"},
+        {"id": "fp", "task": "FP", "input": "clip.mp4", "stride": 2, "start": 1, "replace_condition_pixels": True,
+         "side_by_side": True, "steps": 1, "format": "mp4"},
+        {"id": "fps", "task": "FP", "input": "clip.mp4", "fps": 4, **small},
+        {"id": "long", "task": "FP", "input": "clip.mp4", "num_frames": 16, **small},
+        {"id": "wide", "task": "OPV", "input": "clip.mp4", "width": 64, **small},
+        {"id": "tall", "task": "OPH", "input": "clip.mp4", "height": 64, **small},
+    ]
+    used = {key for line in lines for key in line}
+    assert set(batch.jobs.KEYS) <= used, f"add a job with {sorted(set(batch.jobs.KEYS) - used)} to this test"
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    quiet = dict(progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
+    local = batch.run(jobs, tmp_path / "local", artifacts=artifacts, **quiet)
+    on_ray = ray_batch.run_ray(jobs, tmp_path / "ray", artifacts=artifacts, workers=1,
+                               progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
+    assert (on_ray.ok, on_ray.failed) == (local.ok, local.failed) == (len(lines), 0)
+    assert_same_outputs(tmp_path / "ray", tmp_path / "local", batch.ModelFacts.load(artifacts).video_shape)
