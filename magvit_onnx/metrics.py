@@ -59,12 +59,17 @@ def ssim(real, fake) -> np.ndarray:
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to feature sets `[N, D]` and `[M, D]`:
     |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (the FID/FVD formula)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    # tr((S_a S_b)^(1/2)) = sum of sqrt of the eigenvalues of S_a S_b (real, >= 0 up to rounding)
-    eigenvalues = np.linalg.eigvals(s_a @ s_b)
-    covmean_trace = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * covmean_trace)
+    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    # tr((S_a S_b)^(1/2)) = tr((R S_b R)^(1/2)) with R = S_a^(1/2): both symmetric, so `eigh`
+    # gives real eigenvalues, clipped at 0, and singular covariances (N <= D) stay stable
+    # (the eigenvalues of the non-symmetric S_a S_b can come out complex or negative there).
+    values, vectors = np.linalg.eigh(s_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    covmean_trace = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ s_b @ root_a), 0, None)).sum()
+    distance = ((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * covmean_trace
+    return float(max(distance, 0.0))  # >= 0 in exact arithmetic; rounding can dip just below
 
 
 def emit_report(report: dict, path: Path | None) -> None:

