@@ -20,7 +20,8 @@ Decisions:
   height or width by repeating the last row or column; the file is then one pixel larger.
 - GIF colour: one palette per clip from FFmpeg's palettegen/paletteuse filters
   (256 colours, sierra2_4a dithering). GIF delays are whole centiseconds, so 8 fps reads
-  back as 25/3 fps.
+  back as 25/3 fps, and GIFs are written at GIF_FPS_RANGE rates only.
+- Audio: none is read and none is written; an output is video only.
 - Alpha is dropped, not composited: an RGBA pixel keeps its RGB values.
 
 Only numpy and PyAV are used; this module never imports torch.
@@ -56,6 +57,9 @@ MP4_ENCODERS: tuple[tuple[str, str], ...] = (
     ("libx264rgb", "rgb24"),
 )
 """(encoder, pix_fmt) pairs `write_mp4` tries in order; the first one PyAV has is used."""
+GIF_FPS_RANGE = (Fraction(100, 65535), Fraction(50))
+"""Frame rates a GIF is written at: delays are whole centiseconds (at most 65,535), and
+browsers play delays under 2 cs as 10 cs, so a faster GIF would play slower."""
 DISPLAYMATRIX = _SideDataType.DISPLAYMATRIX
 """Frame side data that says how to show a frame (rotation, mirroring), as phones write it."""
 BACKGROUND = 255
@@ -162,6 +166,22 @@ def read_video(
             "(playlists such as HLS .m3u8 and lists of other files are not read)"
         ) from error
     return np.stack(clip + clip[-1:] * (num_frames - len(clip)))
+
+
+def frame_rate(path: str | os.PathLike) -> Fraction | None:
+    """Frames per second of the first video stream of `path` (its average rate, else the rate
+    FFmpeg guesses); None for a still image (FFmpeg invents 25 for one), a file without a
+    rate, or one that cannot be opened."""
+    try:
+        with open(path, "rb") as file, av.open(file, container_options=INPUT_OPTIONS) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            still = container.format.name == "image2" or container.format.name.endswith("_pipe") or stream.frames == 1
+            rate = None if still else stream.average_rate or stream.guessed_rate
+    except (OSError, av.FFmpegError):
+        return None
+    return Fraction(rate) if rate and rate > 0 else None
 
 
 def _check_read_options(
@@ -492,11 +512,12 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction
     """Write uint8 [T, H, W, 3] `frames` as a looping GIF with one palette for the clip.
 
     The palette comes from FFmpeg's palettegen/paletteuse filters. Frame delays are whole
-    centiseconds, so the stored rate is approximate. The write is atomic.
+    centiseconds, so the stored rate is approximate; `fps` must be within GIF_FPS_RANGE.
+    The write is atomic.
     """
     path = Path(path)
     frames = _check_video(str(path), frames)
-    rate = _check_fps(path, fps)
+    rate = check_gif_fps(str(path), _check_fps(path, fps))
     height, width = frames.shape[1:3]
     with atomic_file(path) as file, _encoder_errors(path, "gif"):
         graph = _palette_graph(width, height, rate)
@@ -512,6 +533,15 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction
             for _ in range(len(frames)):
                 container.mux(stream.encode(graph.pull()))
             container.mux(stream.encode())
+
+
+def check_gif_fps(where: str, fps: Fraction) -> Fraction:
+    """`fps` if a GIF can be written at it (GIF_FPS_RANGE), else VideoError naming `where`."""
+    low, high = GIF_FPS_RANGE
+    if not low <= fps <= high:
+        raise VideoError(f"{where}: {float(fps):g} fps cannot be a GIF's: its frame delays are whole centiseconds, "
+                         f"{float(low):.4f} to {float(high):g} fps (browsers play faster GIFs slower)")
+    return fps
 
 
 def _palette_graph(width: int, height: int, rate: Fraction) -> av.filter.Graph:

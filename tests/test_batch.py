@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -168,6 +169,29 @@ def test_outputs_report_and_formats(tmp_path, media, gen):
     with av.open(str(out / "a.sbs.mp4")) as container:
         assert (container.streams.video[0].width, container.streams.video[0].height) == (3 * 32 + 4, 32)
     assert "run: 4 ok, 0 failed, 0 already done" in result.stderr
+
+
+def test_outputs_keep_the_input_frame_rate(tmp_path, gen):
+    """Old: every output at 8 fps, whatever the input's rate or the job's fps."""
+    video.write_mp4(tmp_path / "pal.mp4", noise(24, 32, 32), fps=25)
+    video.write_png(tmp_path / "still.png", noise(1, 32, 32)[0])
+    encode(tmp_path / "slow_motion.mkv", noise(10, 32, 32), rate=240)
+    jobs = write_jobs(tmp_path / "jobs.jsonl",
+                      fp("same", "pal.mp4", format="mp4"), fp("gif", "pal.mp4", format="gif"),
+                      fp("stride", "pal.mp4", format="mp4", stride=2), fp("fps", "pal.mp4", format="mp4", fps=10),
+                      fp("told", "pal.mp4", format="gif", output_fps=12.5), fp("long", "pal.mp4", format="mp4",
+                                                                               num_frames=16),
+                      fp("still", "still.png", format="mp4"), cg("class", format="mp4"),
+                      fp("gif_of_240", "slow_motion.mkv", format="gif"), fp("sbs", "pal.mp4", format="mp4",
+                                                                            side_by_side=True))
+    assert run_batch(jobs, tmp_path / "out", gen).failed == 0
+    rates = {p.name: video.frame_rate(p) for p in (tmp_path / "out").iterdir() if p.suffix in (".mp4", ".gif")}
+    assert rates == {"same.mp4": 25, "gif.gif": 25, "stride.mp4": Fraction(25, 2), "fps.mp4": 10, "told.gif": 12.5,
+                     "long.mp4": 25, "still.mp4": 8, "class.mp4": 8, "gif_of_240.gif": 50, "sbs.mp4": 25,
+                     "sbs.sbs.mp4": 25}
+    with av.open(str(tmp_path / "out" / "long.mp4")) as container:  # 16 frames at 25 fps: 0.64 s
+        assert container.streams.video[0].frames == 16 and not container.streams.audio
+    assert video.frame_rate(tmp_path / "still.png") is None
 
 
 def test_batched_equals_single_calls_and_generator(tmp_path, media, gen):
@@ -349,6 +373,11 @@ BAD = [  # (case, JOBS lines, job named in the error line, expected text)
     ("fps 0", [fp("x", fps=0)], "x", "fps must be a finite number > 0, got 0"),
     ("start negative", [fp("x", start=-2)], "x", "start must be an integer >= 0, got -2"),
     ("stride without input", [cg("x", stride=2)], "x", "stride only applies to an input video"),
+    ("output_fps of tokens", [cg("x", output_fps=25)], "x",
+     "output_fps applies to mp4 and gif outputs; format 'npy' has no frame rate"),
+    ("output_fps 0", [cg("x", format="mp4", output_fps=0)], "x", "output_fps must be a finite number > 0, got 0"),
+    ("output_fps too fast for a GIF", [cg("x", format="gif", output_fps=60)], "x",
+     "output_fps: 60 fps cannot be a GIF's: its frame delays are whole centiseconds, 0.0015 to 50 fps"),
     ("colliding output names", [cg("x", num_videos=2, format="mp4"), cg("x.0", format="mp4")], "x.0",
      "output names collide with job 'x' (line 1)"),
     ("missing file", [fp("x", "nope.mp4")], "x", "nope.mp4: no such file"),

@@ -106,6 +106,27 @@ def test_gif_round_trip(tmp_path):
         read_video(path, num_frames=17, size=(48, 40))
 
 
+def test_frame_rate_of_videos_and_stills(tmp_path):
+    frames = smooth_clip(6, 16, 16)
+    write_mp4(tmp_path / "pal.mp4", frames, fps=25)
+    write_mp4(tmp_path / "ntsc.mp4", frames, fps=Fraction(30000, 1001))
+    write_gif(tmp_path / "clip.gif", frames, fps=20)
+    write_png(tmp_path / "still.png", frames[0])
+    assert video.frame_rate(tmp_path / "pal.mp4") == 25
+    assert video.frame_rate(tmp_path / "ntsc.mp4") == Fraction(30000, 1001)
+    assert video.frame_rate(tmp_path / "clip.gif") == 20
+    assert video.frame_rate(tmp_path / "still.png") is None  # FFmpeg would say 25
+    assert video.frame_rate(tmp_path / "missing.mp4") is None
+
+
+@pytest.mark.parametrize("fps", [60, 0.001])
+def test_gif_refuses_rates_it_cannot_store(tmp_path, fps):
+    """Old: 60 fps ended in FFmpeg's 'Invalid argument' (delays under 1 cs do not exist)."""
+    with pytest.raises(VideoError, match=f"{fps:g} fps cannot be a GIF's: its frame delays are whole centiseconds"):
+        write_gif(tmp_path / "fast.gif", smooth_clip(4, 16, 16), fps=fps)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_odd_sizes_are_padded_to_even(tmp_path):
     frames = smooth_clip(4, 63, 65)
     path = tmp_path / "odd.mp4"

@@ -34,6 +34,8 @@ is an error). Bounds are `magvit_onnx.limits`. Keys:
                           (generated tokens, int64 [num_videos, t, h, w])
     side_by_side          true: also write input | condition | output   false
                           (not with npy)
+    output_fps            frames per second of mp4 / gif outputs,       the rate the input was read at
+                          [0.001, 10000] (gif: [0.0015, 50])            (below)
     stride | fps          frames of the input: every stride-th frame    stride 1
                           (1 .. 10000), or resampled to fps (number
                           in [0.001, 10000]); not both
@@ -50,6 +52,11 @@ sizes are fine). A `start` past the end fails before decoding; a later one seeks
 keyframe before it. Frame prediction (FP, CFP) reads only the first frame, so its input
 may be shorter than the model's clip, down to a still image (padded by repeating the last
 frame read); every other task needs the full clip.
+
+Frame rate: an output plays at its input's speed: without output_fps its rate is the job's
+`fps`, else the input's rate / `stride` (`outputs.output_rate`); 8 fps where there is no
+input rate (class generation, key images, a still image); a GIF's within [0.0015, 50].
+Outputs have no audio: an input's sound is neither read nor copied.
 
 Seeds: a job without `seed` gets `derive_seed(id)`: the first 8 bytes of
 sha256("magvit-onnx/seed/" + id) as a big-endian integer, shifted right by 11 (so it is

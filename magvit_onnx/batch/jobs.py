@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from magvit_onnx.limits import shown
 FORMATS = ("mp4", "gif", "png", "npy")
 KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_temperature", "mask_temperature",
         "guidance_scale", "top_k", "top_p", "schedule", "num_videos", "format", "side_by_side", "stride", "fps",
-        "start", "replace_condition_pixels", "num_frames", "width", "height", "keys")
+        "start", "replace_condition_pixels", "num_frames", "width", "height", "keys", "output_fps")
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 REPORT_VERSION = 1
 SEED_LIMIT = limits.SEED_LIMIT
@@ -80,6 +81,7 @@ class Job:
     width: int | None = None        # panorama (outpainting_v)
     height: int | None = None       # panorama (outpainting_h)
     keys: tuple[Path, ...] = ()     # key images (absolute) of frame interpolation, instead of input
+    output_fps: float | None = None  # the videos' rate; None: the input's (outputs.output_rate)
 
     def extent(self) -> dict[str, int]:
         """num_frames / width / height where given, for `Generator.generate_tokens`."""
@@ -133,6 +135,8 @@ class Job:
         if self.replace_condition_pixels:  # only when on, so reports written before the key stay valid
             data["replace_condition_pixels"] = True
         data |= self.extent()  # the same: only when given
+        if self.output_fps is not None:
+            data["output_fps"] = self.output_fps
         if self.keys:
             data["keys"] = [str(k) for k in self.keys]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -327,6 +331,16 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
         raise JobError("side_by_side shows model-sized clips only; remove it with "
                        + ", ".join([*extent, *(["keys"] if keys is not None else [])]))
     fields["side_by_side"] = side
+    output_fps = record.get("output_fps")
+    if output_fps is not None:
+        if fmt not in ("mp4", "gif"):
+            raise JobError(f"output_fps applies to mp4 and gif outputs; format {fmt!r} has no frame rate")
+        rate = _checked(limits.check_positive, "output_fps", output_fps, *limits.FPS_RANGE)
+        if fmt == "gif":
+            from magvit_onnx.video import check_gif_fps
+
+            _checked(check_gif_fps, "output_fps", Fraction(rate))
+        fields["output_fps"] = rate
     return Job(**fields)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from magvit_onnx import limits
 from magvit_onnx.batch.errors import JobError
 from magvit_onnx.batch.jobs import Job
 
-OUTPUT_FPS = 8
+DEFAULT_FPS = 8
+"""Frames per second of videos with no input rate to keep: class-conditional generation, key
+images, a still image."""
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")
 
 
@@ -44,6 +47,27 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def output_rate(job: Job) -> Fraction:
+    """Frames per second of `job`'s videos: its `output_fps` if given; else the rate its clip
+    was read at, so the output plays at the input's speed (the job's `fps`, or the input's
+    rate / `stride`); else DEFAULT_FPS. A GIF's rate is kept within video.GIF_FPS_RANGE."""
+    from magvit_onnx import video as videoio
+
+    if job.output_fps is not None:
+        return Fraction(job.output_fps)
+    rate = None
+    if job.fps is not None:
+        rate = Fraction(job.fps)
+    elif job.input is not None and (source := videoio.frame_rate(job.input)) is not None:
+        rate = source / (job.stride or 1)
+    if rate is None:
+        return Fraction(DEFAULT_FPS)
+    if job.format == "gif":
+        low, high = videoio.GIF_FPS_RANGE
+        rate = min(max(rate, low), high)
+    return rate
+
+
 def write_outputs(job: Job, out: Path, frames: int, tokens: np.ndarray, videos: np.ndarray | None,
                   panels: tuple[np.ndarray, np.ndarray] | None) -> list[Path]:
     """Write every output of `job` (for a model of `frames`-frame clips) atomically; returns the paths in
@@ -52,6 +76,7 @@ def write_outputs(job: Job, out: Path, frames: int, tokens: np.ndarray, videos: 
     from magvit_onnx import video as videoio
 
     names = iter(job.output_names(frames))
+    fps = output_rate(job) if job.format in ("mp4", "gif") else None
     written: list[Path] = []
 
     def target() -> Path:
@@ -71,9 +96,9 @@ def write_outputs(job: Job, out: Path, frames: int, tokens: np.ndarray, videos: 
                     for frame in frames:
                         videoio.write_png(target(), frame)
                 elif job.format == "gif":
-                    videoio.write_gif(target(), frames, OUTPUT_FPS)
+                    videoio.write_gif(target(), frames, fps)
                 else:
-                    videoio.write_mp4(target(), frames, OUTPUT_FPS)
+                    videoio.write_mp4(target(), frames, fps)
         return written
     except BaseException as error:
         for path in written:
