@@ -7,14 +7,22 @@ Sources (read, not run; no GPU was needed):
          For each op, the row of the opset range that contains our opset 18.
   TRT    onnx-tensorrt `docs/operators.md` at release/10.1-GA (commit 96e7811), the ONNX
          parser of TensorRT 10.x, with its restrictions ("axes must be an initializer").
+         TopK there: "`sorted` must be 1. `K` input must be less than 3840." -- K may be
+         computed at run time (the 10.1 importer, `onnxOpImporters.cpp`, passes it to the
+         layer as a tensor, `setInput(1, ...)`); "K as an initializer" was TensorRT 8.x's
+         rule (8.4-GA: "This version of TensorRT only supports input K as an initializer").
+  CUDA host inputs: ORT's CUDA TopK kernel registers K as a CPU input
+         (`InputMemoryType(OrtMemTypeCPUInput, 1)`, `providers/cuda/math/topk.cc`): a K
+         computed on the GPU is copied to the host and waited for at every run.
 
 Placement rule ONNX Runtime applies (`fallback_cpu_capability.cc`): a node the CUDA provider
 has a kernel for may still be placed on the CPU when it is small shape arithmetic fed by
 CPU-side tensors (Shape -> Gather -> Concat chains that compute a Reshape target); that costs
 no device copy of real data and is not a coverage gap. A node WITHOUT a CUDA kernel for its
 input types runs on the CPU with its data copied across every run: that is a gap, and
-`uncovered` lists it. Tables hold only the ops our graphs use or must not use; an op absent
-from a table is uncovered.
+`uncovered` lists it, as it lists a node the GPU runs only with a device-to-host copy and
+sync each run (CUDA's TopK with a run-time K). Tables hold only the ops our graphs use or
+must not use; an op absent from a table is uncovered.
 """
 from __future__ import annotations
 
@@ -49,7 +57,7 @@ CUDA_KERNELS: dict[str, set[str]] = {
     "Identity": ALL, "ConstantOfShape": {"int64"}, "Range": {"float64", "float32", "int16", "int32", "int64"},
     "Tile": F | {"int32", "int64"}, "Pad": {"bool", "float64", "float32", "float16"},
     "Resize": {"float64", "float32", "float16", "int32", "uint8"},
-    "MatMulInteger": {"int8"},  # int8 x int8 only: ORT's dynamic quantisation feeds uint8
+    "MatMulInteger": {"int8"},  # both inputs int8 only (T1, T2): ORT's dynamic quantisation feeds uint8
     # absent, so uncovered: BitwiseAnd/Or/Xor/Not, BitShift, DynamicQuantizeLinear
 }
 
@@ -76,12 +84,17 @@ TRT_OPS: dict[str, set[str]] = {
 }
 # TensorRT restrictions: these inputs must be initializers (or Constant outputs).
 TRT_CONSTANT_INPUTS = {"CumSum": 1, "ReduceSum": 1, "ReduceMean": 1, "ReduceMax": 1, "Slice": 3, "Squeeze": 1,
-                       "Unsqueeze": 1, "Pad": 3, "TopK": 1}
-TRT_TOPK_MAX = 3840
+                       "Unsqueeze": 1, "Pad": 3}
+TRT_TOPK_MAX = 3840  # K must be below it, whether K is a constant or computed at run time
+# CUDA kernels that read an input from host memory: computed on the GPU, it is copied
+# back and waited for at every run (a sync per step). Only the ones our graphs use.
+CUDA_HOST_INPUTS = {"TopK": 1}
 
-# Which input carries the type constraint a kernel is chosen by (default: input 0).
-CHECKED_INPUT = {"Where": 1}
+# The inputs that carry the type constraint a kernel is chosen by (default: input 0);
+# every one of them must be a type the table lists (MatMulInteger's T1 and T2 both).
+CONSTRAINED_INPUTS = {"Where": (1, 2), "MatMulInteger": (0, 1)}
 TABLES = {"cuda": CUDA_KERNELS, "tensorrt": TRT_OPS}
+INTEGERS = INTS | {"int8", "int16", "uint8", "uint16"}
 
 
 def input_types(model: onnx.ModelProto) -> dict[str, str]:
@@ -97,7 +110,8 @@ def input_types(model: onnx.ModelProto) -> dict[str, str]:
 
 
 def uncovered(model: onnx.ModelProto, provider: str) -> list[str]:
-    """One line per node `provider` ('cuda' or 'tensorrt') cannot run, naming op, dtype and node."""
+    """One line per node `provider` ('cuda' or 'tensorrt') cannot run, or runs only with a
+    device-to-host copy and sync every run, naming op, dtype and node."""
     table, types = TABLES[provider], input_types(model)
     constants = {t.name for t in model.graph.initializer}
     constants |= {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
@@ -109,30 +123,71 @@ def uncovered(model: onnx.ModelProto, provider: str) -> list[str]:
         if node.domain not in ("", "ai.onnx"):
             gaps.append(f"{where}: domain {node.domain!r} is not in the {provider} table")
             continue
-        index = CHECKED_INPUT.get(node.op_type, 0)
-        dtype = types.get(node.input[index], "?") if len(node.input) > index else "none"
-        if dtype not in table.get(node.op_type, set()):
-            gaps.append(f"{where}: no {provider} kernel for {dtype}")
+        for index in CONSTRAINED_INPUTS.get(node.op_type, (0,)):
+            dtype = types.get(node.input[index], "?") if len(node.input) > index else "none"
+            if dtype not in table.get(node.op_type, set()):
+                gaps.append(f"{where}: no {provider} kernel for {dtype}" + (f" (input {index})" if index else ""))
         if node.op_type == "Cast":
-            to = onnx.helper.tensor_dtype_to_np_dtype(node.attribute[0].i).name
+            to = onnx.helper.tensor_dtype_to_np_dtype(_cast_to(node)).name
             if to not in table["Cast"]:
                 gaps.append(f"{where}: no {provider} cast to {to}")
+        if provider == "cuda":
+            gaps += _cuda_host_inputs(node, where, constants)
         if provider == "tensorrt":
             gaps += _trt_restrictions(node, where, constants, model)
     return gaps
 
 
+def _cast_to(node: onnx.NodeProto) -> int:
+    """A Cast node's target type (its 'to' attribute; opset 19+ may add 'saturate')."""
+    return next(a.i for a in node.attribute if a.name == "to")
+
+
+def _cuda_host_inputs(node: onnx.NodeProto, where: str, constants: set[str]) -> list[str]:
+    index = CUDA_HOST_INPUTS.get(node.op_type)
+    if index is None or len(node.input) <= index or not node.input[index] or node.input[index] in constants:
+        return []
+    return [f"{where}: input {index} ({node.input[index]}) is computed at run time, and CUDA's {node.op_type} "
+            "reads it from host memory: a device-to-host copy and a sync every run (make it a constant)"]
+
+
 def _trt_restrictions(node: onnx.NodeProto, where: str, constants: set[str], model: onnx.ModelProto) -> list[str]:
+    if node.op_type == "TopK":
+        return _trt_topk(node, where, model)
     index = TRT_CONSTANT_INPUTS.get(node.op_type)
     if index is None or len(node.input) <= index or not node.input[index]:
         return []
     if node.input[index] not in constants:
         return [f"{where}: TensorRT needs input {index} ({node.input[index]}) to be an initializer"]
-    if node.op_type == "TopK":
-        k = _constant_value(model, node.input[1])
-        if k is not None and k.max() >= TRT_TOPK_MAX:
-            return [f"{where}: TensorRT's TopK takes k < {TRT_TOPK_MAX}, got {int(k.max())}"]
     return []
+
+
+def _trt_topk(node: onnx.NodeProto, where: str, model: onnx.ModelProto) -> list[str]:
+    """TensorRT 10's TopK: `sorted` = 1 and K < 3840; K may be a run-time tensor, which is
+    then bounded only by the size of the sorted axis."""
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    gaps = [] if attributes.get("sorted", 1) == 1 else [f"{where}: TensorRT's TopK needs sorted=1"]
+    k = _constant_value(model, node.input[1])
+    if k is not None:
+        largest = int(k.max())
+    else:
+        largest = _static_dim(model, node.input[0], attributes.get("axis", -1))
+    if largest is not None and largest >= TRT_TOPK_MAX:
+        given = "got" if k is not None else "a run-time K may reach"
+        gaps.append(f"{where}: TensorRT's TopK takes K < {TRT_TOPK_MAX}, {given} {largest}")
+    return gaps
+
+
+def _static_dim(model: onnx.ModelProto, name: str, axis: int) -> int | None:
+    """The size of `axis` of tensor `name` where shape inference knows it, else None."""
+    g = onnx.shape_inference.infer_shapes(model).graph
+    for value in [*g.value_info, *g.input, *g.output]:
+        if value.name == name and value.type.tensor_type.HasField("shape"):
+            dims = value.type.tensor_type.shape.dim
+            if not -len(dims) <= axis < len(dims):
+                return None
+            return dims[axis].dim_value or None  # 0: a symbolic or unknown size
+    return None
 
 
 def _constant_value(model: onnx.ModelProto, name: str):
@@ -162,14 +217,15 @@ def sampler_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 
 
 def fp16_problems(model: onnx.ModelProto) -> list[str]:
-    """What would break an fp16 graph on a GPU (CPU cast insertion hides both): a
-    Cast(int64 -> float16) (values over 65504 become inf) or a float16 tensor in the
-    sampling stage (noise, filtering and argmax need float32)."""
+    """What would break an fp16 graph on a GPU (CPU cast insertion hides both): a cast of
+    integers to float16 anywhere, sampler or not (Cast(int32 -> float16), Cast(int64 ->
+    float16), ...: values over 65504 become inf, integers over 2048 are rounded), or a
+    float16 tensor in the sampling stage (noise, filtering and argmax need float32)."""
     types, problems = input_types(model), []
     for node in model.graph.node:
-        if node.op_type == "Cast" and node.attribute[0].i == onnx.TensorProto.FLOAT16 \
-                and types.get(node.input[0]) == "int64":
-            problems.append(f"{node.name}: Cast(int64 -> float16)")
+        source = types.get(node.input[0]) if node.op_type == "Cast" else None
+        if source in INTEGERS and _cast_to(node) == onnx.TensorProto.FLOAT16:
+            problems.append(f"{node.name}: Cast({source} -> float16)")
     for node in sampler_nodes(model.graph):
         if "float16" in [types.get(t) for t in [*node.input, *node.output]]:
             problems.append(f"{node.op_type} ({node.name}): float16 in the sampling stage")
