@@ -242,7 +242,7 @@ class Generator:
         if mask.shape not in ((height, width), (frames, height, width)):
             raise ValueError(f"mask must be shaped [{height}, {width}] (every frame) or [{frames}, {height}, {width}] "
                              f"(per frame), got {mask.shape}")
-        regions.batched_mask(mask, self.video_shape)
+        regions.batched_mask(mask, self.video_shape, tuple(self.manifest["latent_shape"]))
         return mask
 
     def _key_frames(self, spec, video) -> bool:

@@ -34,10 +34,10 @@ def _scales(pixels: tuple[int, ...], tokens: tuple[int, ...]) -> tuple[int, ...]
     return tuple(p // n for p, n in zip(pixels, tokens))
 
 
-def batched_mask(mask, video_shape: tuple[int, int, int]) -> np.ndarray:
+def batched_mask(mask, video_shape: tuple[int, int, int], latent_shape: tuple[int, int, int]) -> np.ndarray:
     """A bool mask `[H, W]`, `[T, H, W]` or `[B, T, H, W]` as `[B|1, T|1, H, W]`; raises
-    ValueError naming the problem (dtype, shape, empty, full) for a mask of a
-    `video_shape` = (T, H, W) clip."""
+    ValueError naming the problem (dtype, shape, empty, every pixel, every token) for a
+    mask of a `video_shape` = (T, H, W) clip of `latent_shape` tokens."""
     frames, height, width = video_shape
     mask = np.asarray(mask)
     valid = f"[{height}, {width}] (every frame), [{frames}, {height}, {width}] (per frame) or [B, {frames}, {height}, {width}]"
@@ -52,6 +52,10 @@ def batched_mask(mask, video_shape: tuple[int, int, int]) -> np.ndarray:
     if mask.reshape(len(mask), -1).all(axis=1).any():
         raise ValueError("mask covers every pixel: nothing of the input is kept; generate from nothing with "
                          "full_generation (CG), or leave some pixels False")
+    if token_region(mask, latent_shape).reshape(len(mask), -1).all(axis=1).any():
+        ft, fh, fw = _scales(video_shape, latent_shape)
+        raise ValueError(f"mask touches every token (a token covers {ft} frames x {fh} x {fw} pixels), so no token "
+                         "of the input is kept: leave all pixels of some token False")
     return mask
 
 
@@ -84,19 +88,15 @@ def mask_condition(video: np.ndarray, latent_shape: tuple[int, int, int], mask=N
 
     As `tasks.inpainting_cond` with the region `mask`: the condition video is the input
     where the mask is False and 0 where it is True; the condition tokens are those outside
-    `token_region(mask)`. A mask touching every token keeps no token, and is refused."""
+    `token_region(mask)`."""
     if mask is None:
         raise ValueError("task 'inpainting' needs mask=...: a bool [H, W] or [T, H, W] array, True where the "
                          "model generates (invert it to outpaint)")
     batch, frames, height, width = video.shape[:4]
-    mask = batched_mask(mask, (frames, height, width))
+    mask = batched_mask(mask, (frames, height, width), latent_shape)
     if len(mask) not in (1, batch):
         raise ValueError(f"mask gives {len(mask)} regions for {batch} videos: give one, or one per video")
     generate_tokens = token_region(mask, latent_shape)
-    if generate_tokens.reshape(len(mask), -1).all(axis=1).any():
-        ft, fh, fw = _scales((frames, height, width), latent_shape)
-        raise ValueError(f"mask touches every token (a token covers {ft} frames x {fh} x {fw} pixels), so no token "
-                         "of the input is kept: leave all pixels of some token False")
     kept = np.broadcast_to(~mask[..., None], (batch, *mask.shape[1:], 1)).copy()
     latent_kept = np.broadcast_to(~generate_tokens, (batch, *generate_tokens.shape[1:])).copy()
     return np.where(kept, video, np.zeros((), video.dtype)), kept, latent_kept

@@ -14,12 +14,14 @@ from typing import Any
 
 from magvit_onnx import limits
 from magvit_onnx.batch.errors import JobError
+from magvit_onnx.batch.masks import MaskSpec, parse_mask
 from magvit_onnx.limits import shown
 
 FORMATS = ("mp4", "gif", "png", "npy")
 KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_temperature", "mask_temperature",
         "guidance_scale", "top_k", "top_p", "schedule", "num_videos", "format", "side_by_side", "stride", "fps",
-        "start", "replace_condition_pixels", "num_frames", "width", "height", "keys", "output_fps")
+        "start", "replace_condition_pixels", "num_frames", "width", "height", "keys", "output_fps",
+        "mask")
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 REPORT_VERSION = 1
 SEED_LIMIT = limits.SEED_LIMIT
@@ -46,10 +48,21 @@ class ModelFacts:
 
         folder = default_artifacts() if artifacts is None else Path(artifacts)
         manifest = load_manifest(folder, verify=False)  # format version; sha256s are checked by Generator
-        return cls(folder=folder, tasks=dict(manifest["tasks"]), num_classes=len(manifest["classes"]),
+        return cls(folder=folder, tasks=served_tasks(manifest["tasks"]), num_classes=len(manifest["classes"]),
                    video_shape=tuple(manifest["video"]["shape"]), latent_shape=tuple(manifest["latent_shape"]),
                    decoding=dict(manifest["decoding"]), codebook_size=manifest["vocab"]["codebook_size"],
                    model_id=hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest())
+
+
+def served_tasks(listed: dict[str, dict]) -> dict[str, dict]:
+    """The manifest's tasks, and task inpainting (IPM, any region) where the model serves it
+    without listing it (through an official inpainting or outpainting task)."""
+    from magvit_onnx.runtime import tasks as task_registry
+
+    mask_task = task_registry.MASK_TASK
+    if mask_task.name in listed or not task_registry.serves_mask_task(listed):
+        return dict(listed)
+    return {**listed, mask_task.name: mask_task.as_dict()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +95,7 @@ class Job:
     height: int | None = None       # panorama (outpainting_h)
     keys: tuple[Path, ...] = ()     # key images (absolute) of frame interpolation, instead of input
     output_fps: float | None = None  # the videos' rate; None: the input's (outputs.output_rate)
+    mask: MaskSpec | None = None    # the region of task inpainting (IPM)
 
     def extent(self) -> dict[str, int]:
         """num_frames / width / height where given, for `Generator.generate_tokens`."""
@@ -108,7 +122,8 @@ class Job:
 
     def group_key(self, decoding: dict[str, Any]) -> tuple:
         """Jobs with equal keys can be generated in one call."""
-        return (self.task, len(self.keys), *sorted(self.resolved(decoding).items()), *sorted(self.extent().items()))
+        return (self.task, len(self.keys), *sorted(self.resolved(decoding).items()), *sorted(self.extent().items()),
+                self.mask)  # one mask per call
 
     def output_names(self, frames: int) -> list[str]:
         """File names (in --out) this job writes, in writing order, for a model of `frames`-frame clips."""
@@ -139,6 +154,8 @@ class Job:
             data["output_fps"] = self.output_fps
         if self.keys:
             data["keys"] = [str(k) for k in self.keys]
+        if self.mask is not None:
+            data["mask"] = self.mask.as_json()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -341,6 +358,7 @@ def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
 
             _checked(check_gif_fps, "output_fps", Fraction(rate))
         fields["output_fps"] = rate
+    fields["mask"] = parse_mask(record.get("mask"), spec.name, facts.video_shape, facts.latent_shape, base)
     return Job(**fields)
 
 

@@ -72,15 +72,17 @@ def groups(jobs: Iterable[Job], batch_size: int, decoding: dict) -> Iterator[lis
 # --------------------------------------------------------------------------- generating
 
 
-def generate_tokens(generator, jobs: list[Job], clips: list[np.ndarray | None]) -> np.ndarray:
-    """Tokens [len(jobs) * num_videos, t, h, w] for jobs with one group key, in one call; job k's
-    rows are k*n .. k*n+n-1 and equal `generator.generate` of that job alone (one seed per job)."""
+def generate_tokens(generator, jobs: list[Job], clips: list[np.ndarray | None], mask: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Tokens [len(jobs) * num_videos, t, h, w] for jobs with one group key (so one `mask`, of
+    task inpainting), in one call; job k's rows are k*n .. k*n+n-1 and equal
+    `generator.generate` of that job alone (one seed per job)."""
     first = jobs[0]
     video = np.stack(clips) if clips[0] is not None else None
     classes = [j.class_id for j in jobs] if jobs[0].class_id is not None else None
     settings = {k: v for k, v in first.settings().items() if k != "seed"}
     return generator.generate_tokens(first.task, video, classes, seed=[j.seed for j in jobs], **settings,
-                                     **first.extent())
+                                     **first.extent(), **({} if mask is None else {"mask": mask}))
 
 
 # --------------------------------------------------------------------------- running
@@ -188,7 +190,7 @@ class Runner:
             return True  # interrupted before this group started: its jobs stay pending for a rerun
 
         frames, height, width = self.facts.video_shape
-        ready, clips, reads = [], [], {}
+        ready, clips, reads, masks = [], [], {}, {}
         all_ok = True
         for job in jobs:
             started = time.monotonic()
@@ -205,6 +207,9 @@ class Runner:
                     clip = videoio.read_video(job.input, num_frames=frames, size=(height, width),
                                               stride=job.stride or 1, fps=job.fps, start=job.start or 0,
                                               min_frames=task_registry.frames_needed(job.task, frames))
+                if job.mask is not None:  # read like the input, and checked: a bad mask fails as this job's read
+                    masks[job.id] = job.mask.read(self.facts.video_shape, self.facts.latent_shape,
+                                                  stride=job.stride or 1, fps=job.fps, start=job.start or 0)
             except Exception as e:  # noqa: BLE001 - one job's bad input must not stop the others
                 error = describe(e, "read")
                 if isinstance(e, videoio.TooFewFrames):
@@ -220,31 +225,33 @@ class Runner:
             return all_ok
         started = time.monotonic()
         try:
-            tokens = generate_tokens(self.generator, ready, clips)
+            tokens = generate_tokens(self.generator, ready, clips, masks.get(ready[0].id))
         except Exception as e:  # noqa: BLE001
             if len(ready) > 1:  # find out which job it was: run them one by one
                 for job, clip in zip(ready, clips):
                     if not self.stop.is_set():
-                        all_ok &= self._run_single(job, clip, reads[job.id])
+                        all_ok &= self._run_single(job, clip, reads[job.id], masks.get(job.id))
                 return all_ok
             self.fail(ready[0], e, doing="generate", seconds={"read": round(reads[ready[0].id], 4)}, batch=1)
             return False
         generate_seconds = time.monotonic() - started
         n = ready[0].num_videos
         for k, (job, clip) in enumerate(zip(ready, clips)):
-            all_ok &= self._finish(job, clip, tokens[k * n:(k + 1) * n], reads[job.id], generate_seconds, len(ready))
+            all_ok &= self._finish(job, clip, tokens[k * n:(k + 1) * n], reads[job.id], generate_seconds, len(ready),
+                                   masks.get(job.id))
         return all_ok
 
-    def _run_single(self, job: Job, clip, read_seconds: float) -> bool:
+    def _run_single(self, job: Job, clip, read_seconds: float, mask: np.ndarray | None) -> bool:
         started = time.monotonic()
         try:
-            tokens = generate_tokens(self.generator, [job], [clip])
+            tokens = generate_tokens(self.generator, [job], [clip], mask)
         except Exception as e:  # noqa: BLE001
             self.fail(job, e, doing="generate", seconds={"read": round(read_seconds, 4)}, batch=1)
             return False
-        return self._finish(job, clip, tokens, read_seconds, time.monotonic() - started, 1)
+        return self._finish(job, clip, tokens, read_seconds, time.monotonic() - started, 1, mask)
 
-    def _finish(self, job: Job, clip, tokens, read_seconds: float, generate_seconds: float, batch: int) -> bool:
+    def _finish(self, job: Job, clip, tokens, read_seconds: float, generate_seconds: float, batch: int,
+                mask: np.ndarray | None = None) -> bool:
         """Decode (per job, as Generator.generate does), write, hash and report one generated job."""
         from magvit_onnx.generator import to_uint8
         from magvit_onnx.runtime import tasks as task_registry
@@ -257,16 +264,18 @@ class Runner:
             if job.format != "npy":
                 # per job, as Generator.generate decodes (and cuts a long clip to its whole frames)
                 videos = self.generator.decode(tokens)[:, :job.output_frames(self.facts.video_shape[0])]
+                region = {} if mask is None else {"mask": mask}
                 if job.replace_condition_pixels:
                     inputs = np.repeat(clip[None], len(videos), axis=0)
-                    videos = task_registry.replace_condition_pixels(videos, job.task, inputs, self.facts.latent_shape)
+                    videos = task_registry.replace_condition_pixels(videos, job.task, inputs, self.facts.latent_shape,
+                                                                    **region)
                 if job.side_by_side:
                     if clip is None:
                         blank = np.zeros_like(videos[0])
                         panels = (blank, blank)
                     else:
                         condition = task_registry.condition(job.task, clip[None].astype(np.float32) / 255.0,
-                                                            self.facts.latent_shape)["video"][0]
+                                                            self.facts.latent_shape, **region)["video"][0]
                         panels = (clip, to_uint8(condition))
             paths = write_outputs(job, self.out, self.facts.video_shape[0], tokens, videos, panels)
             outputs = [{"path": p.name, "sha256": sha256(p)} for p in paths]
