@@ -151,7 +151,7 @@ def read_video(
                 _check_source_size(path, stream.codec_context.height, stream.codec_context.width)
             rate = stream.average_rate or stream.guessed_rate
             _check_start(path, container, stream, start, rate)
-            _check_span(path, container, stream, min_frames, stride, fps, start)
+            _check_span(path, container, stream, min_frames, stride, fps, start, rate)
             frames = _frames_from(container, stream, start, rate)
             turn = _rotate_tag(stream)
             if fps is None:
@@ -208,24 +208,29 @@ def _check_read_options(
 
 
 def _check_span(
-    path: Path, container, stream, num_frames: int, stride: int, fps: float | Fraction | None, start: int
+    path: Path, container, stream, num_frames: int, stride: int, fps: float | Fraction | None, start: int,
+    rate: Fraction | None,
 ) -> None:
     """Refuse a clip the video is clearly too short for before decoding anything, from its
-    header (frame count, duration); headers that say nothing leave it to decoding."""
-    if fps is None and stream.frames > 0:
+    header: its frame count, else its duration (at its rate, for a stride); headers that say
+    neither leave it to decoding."""
+    duration = _duration(container, stream)
+    if fps is None:
         last_needed = start + (num_frames - 1) * stride
-        if last_needed >= stream.frames:
+        if stream.frames > 0 and last_needed >= stream.frames:
             raise VideoError(
                 f"{path}: too few frames: the video has {stream.frames}, but {num_frames} frames with "
                 f"stride={stride} from start={start} need at least {last_needed + 1}"
             )
-    if fps is None:
+        # no frame count (e.g. Matroska): a stride far past the end must not decode the whole file first
+        if not stream.frames and duration is not None and rate and last_needed / rate > duration * 1.1 + 1.0:
+            raise VideoError(
+                f"{path}: too few frames: the video lasts about {duration:.3f} s (about "
+                f"{round(duration * rate)} frames at {float(rate):.3g} fps), but {num_frames} frames with "
+                f"stride={stride} from start={start} need at least {last_needed + 1}"
+            )
         return
-    if stream.duration is not None and stream.time_base:
-        duration = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        duration = container.duration / av.time_base
-    else:
+    if duration is None:
         return
     needed = float((num_frames - 1) / Fraction(fps))
     if needed > duration * 1.1 + 1.0:  # a margin: durations in headers are not exact
@@ -233,6 +238,15 @@ def _check_span(
             f"{path}: too short: {num_frames} frames at fps={float(fps):g} need {needed:.3f} s after frame "
             f"{start}, the video lasts about {duration:.3f} s"
         )
+
+
+def _duration(container, stream) -> float | None:
+    """Seconds of `stream` from the header (the stream's, else the container's), or None."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def _check_source_size(path: Path, height: int, width: int) -> None:
@@ -253,11 +267,8 @@ def _check_start(path: Path, container, stream, start: int, rate: Fraction | Non
     if stream.frames:
         length, slack, how = stream.frames, 0, f"{stream.frames} frames"
     else:
-        if stream.duration is not None and stream.time_base:
-            seconds = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            seconds = container.duration / av.time_base
-        else:
+        seconds = _duration(container, stream)
+        if seconds is None:
             return  # no length known: decoding will tell
         length, slack = round(seconds * rate), 1
         how = f"about {length} frames ({seconds:.2f} s at {float(rate):.3g} fps)"

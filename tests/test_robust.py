@@ -485,3 +485,60 @@ def test_generator_takes_numpy_numbers(gen):
     typed = gen.generate_tokens("CG", class_id=1, seed=np.uint64(0), steps=np.int64(2),
                                 sampling_temperature=np.float32(0.5), top_p=np.float64(0.9))
     np.testing.assert_array_equal(plain, typed)
+
+
+# ----------------------------------------------------------------- issue 32 (10): small things
+
+
+def test_report_is_created_with_the_umasks_file_mode(tmp_path, media, gen):
+    """report.jsonl was created 0755 (os.open's default 0777 less the umask): a file, not a program."""
+    previous = os.umask(0o022)
+    try:
+        run_batch(write_jobs(tmp_path / "jobs.jsonl", cg("a")), tmp_path / "out", gen)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out" / "report.jsonl").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_over_long_jobs_line_is_refused_unread(tmp_path, media, gen):
+    """A JOBS file of one huge line without a newline was read whole (1 GB file: 1.1 GB peak)."""
+    import tracemalloc
+
+    size = 8 << 20
+    jobs = tmp_path / "jobs.jsonl"
+    with open(jobs, "wb") as f:
+        f.write(json.dumps(cg("a")).encode() + b"\n")
+        f.write(b"{" + b" " * (size - 1))
+    facts = batch.ModelFacts.load(gen.artifacts)
+    tracemalloc.start()
+    try:
+        good, bad = batch.jobs.read_jobs(jobs, facts)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [j.id for j in good] == ["a"]
+    assert [(b.line, b.error.split(";")[0]) for b in bad] == [(2, f"line is {size} bytes")]
+    assert peak < size // 8, peak
+    # the limit itself, a BOM on line 1 and a last line without a newline are as before
+    limit = limits.MAX_LINE_BYTES
+    line = json.dumps(cg("b", seed=1)).encode()
+    jobs.write_bytes(b"\xef\xbb\xbf" + line + b" " * (limit - len(line)) + b"\n" + line[:-1] + b" " * (limit - len(line) + 2)
+                     + b"}\r\n" + json.dumps(cg("c")).encode())
+    good, bad = batch.jobs.read_jobs(jobs, facts)
+    assert [j.id for j in good] == ["b", "c"] and [(b.line, b.error.split(";")[0]) for b in bad] == [
+        (2, f"line is {limit + 3} bytes")]  # the \r counts
+
+
+def test_a_stride_past_the_end_is_refused_before_decoding_without_a_frame_count(media, monkeypatch):
+    """Matroska stores no frame count: stride=10000 decoded the whole file before refusing."""
+    import av
+
+    with av.open(str(media / "long.mkv")) as container:
+        assert container.streams.video[0].frames == 0  # the case: only a duration in the header
+
+    def decoded(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(video, "_decode", decoded)
+    with pytest.raises(video.VideoError, match=r"too few frames: the video lasts about 5\.0\d* s \(about 40 frames"):
+        video.read_video(media / "long.mkv", num_frames=8, size=(32, 32), stride=10000)

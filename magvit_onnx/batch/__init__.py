@@ -5,8 +5,8 @@
 
 Jobs (JSONL)
 ------------
-One JSON object per line (blank lines are ignored; at most 65,536 bytes; a key given twice
-is an error). Bounds are `magvit_onnx.limits`. Keys:
+One JSON object per line (blank lines are ignored; at most 65,536 bytes, a longer line is
+refused unread; a key given twice is an error). Bounds are `magvit_onnx.limits`. Keys:
 
     key                   type / valid values                           default
     id                    string, 1-128 of A-Z a-z 0-9 . _ -, not       required; unique in the file

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import itertools
 import json
 import os
 import re
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 from magvit_onnx import limits
 from magvit_onnx.batch.errors import JobError
@@ -376,12 +377,35 @@ def _key_paths(keys, task: str, source, reading: list[str], frames: int, base: P
     return tuple((base / k).absolute() for k in keys)
 
 
+EXAMPLE_LINE = '{"id": "clip-1", "task": "CG", "class": 3}'
+BOM = b"\xef\xbb\xbf"
+
+
+def file_lines(file: IO[bytes]) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, its bytes without the newline, its size) of each line of a JOBS file
+    (a UTF-8 BOM on line 1 dropped), read line by line: the bytes of a line over
+    limits.MAX_LINE_BYTES are never held (None), only counted, so one huge line cannot
+    fill the memory."""
+    limit = limits.MAX_LINE_BYTES + len(BOM) + 1  # the longest line kept, with a BOM and its newline
+    for number in itertools.count(1):
+        raw = file.readline(limit)
+        if not raw:
+            return
+        size, ended = len(raw), raw.endswith(b"\n")
+        if not ended and size == limit:  # longer still: count the rest a block at a time, unread
+            raw = None
+            while not ended and (block := file.readline(1 << 16)):
+                size, ended = size + len(block), block.endswith(b"\n")
+        size -= ended
+        if raw is not None:
+            raw = raw[len(BOM):size] if number == 1 and raw.startswith(BOM) else raw[:size]
+            size = len(raw)
+        yield number, (None if size > limits.MAX_LINE_BYTES else raw), size
+
+
 def decode_line(raw: bytes) -> tuple[object, str | None]:
     """One JOBS line -> (decoded JSON, None), or (None, the error) for a line that cannot be read."""
-    example = '{"id": "clip-1", "task": "CG", "class": 3}'
-    if len(raw) > limits.MAX_LINE_BYTES:
-        return None, (f"line is {len(raw)} bytes; a job line may be at most {limits.MAX_LINE_BYTES} bytes, "
-                      f"one JSON object like {example}")
+    example = EXAMPLE_LINE
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -406,11 +430,13 @@ def read_jobs(path: str | os.PathLike, facts: ModelFacts) -> tuple[list[Job], li
     path = Path(path)
     base = path.absolute().parent
     records: list[tuple[int, object, str | None]] = []  # (line, decoded JSON or an error, error)
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        if raw.strip():
-            records.append((number, *decode_line(raw)))
+    with open(path, "rb") as file:
+        for number, raw, size in file_lines(file):
+            if raw is None:
+                records.append((number, None, f"line is {size} bytes; a job line may be at most "
+                                              f"{limits.MAX_LINE_BYTES} bytes, one JSON object like {EXAMPLE_LINE}"))
+            elif raw.strip():
+                records.append((number, *decode_line(raw)))
     lines_of: dict[str, list[int]] = {}
     for number, record, _ in records:
         if (job_id := job_id_of(record)) is not None:

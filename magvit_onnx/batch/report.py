@@ -22,8 +22,9 @@ def report_name(index: int, count: int) -> str:
 def open_plain(path: Path, flags: int = os.O_RDONLY) -> int:
     """A descriptor of `path` opened without following a symbolic link (its last part), and
     only if it is a regular file: a report or an output that is a link or a device (a planted
-    /dev/zero) is never read, written or truncated. Raises OSError."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    /dev/zero) is never read, written or truncated. A file it creates gets 0666 less the umask
+    (0644 as a rule), as `open()` gives. Raises OSError."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
