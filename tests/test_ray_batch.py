@@ -126,6 +126,9 @@ def test_every_jobs_key_on_the_ray_path(tmp_path, artifacts, local_ray):
     video.write_mp4(tmp_path / "clip.mp4", frames)
     for k in range(3):
         video.write_png(tmp_path / f"k{k}.png", frames[4 * k])
+    hole = np.zeros((40, 48, 3), np.uint8)
+    hole[10:30, 20:36] = 255
+    video.write_png(tmp_path / "hole.png", hole)
     small = {"steps": 1, "format": "npy"}
     lines = [
         {"id": "stop1", "task": "FI", "keys": ["k0.png", "k1.png", "k2.png"], **small},
@@ -139,6 +142,9 @@ def test_every_jobs_key_on_the_ray_path(tmp_path, artifacts, local_ray):
         {"id": "long", "task": "FP", "input": "clip.mp4", "num_frames": 16, **small},
         {"id": "wide", "task": "OPV", "input": "clip.mp4", "width": 64, **small},
         {"id": "tall", "task": "OPH", "input": "clip.mp4", "height": 64, **small},
+        {"id": "hole", "task": "IPM", "input": "clip.mp4", "mask": "hole.png", **small},
+        {"id": "moving", "task": "inpainting", "input": "clip.mp4", "mask": {"box": [8, 0, 12, 10], "velocity": [0, 2]},
+         "replace_condition_pixels": True, "side_by_side": True, "steps": 1, "format": "mp4"},
     ]
     used = {key for line in lines for key in line}
     assert set(batch.jobs.KEYS) <= used, f"add a job with {sorted(set(batch.jobs.KEYS) - used)} to this test"
