@@ -24,6 +24,14 @@ Measures, on test clips the model never saw:
   Fréchet       CG: Fréchet distance between generated and real test clips on
                 `clip_features` (defined below; lower is better, 0 = same Gaussian)
   runtime       seconds per generated video, per task
+  FVD           with --fvd: Fréchet Video Distance (Kinetics-400 I3D, magvit_onnx.fvd; needs
+                the [fvd] extra) against the real clips of the tokenizer's reconstructions, of
+                every task's output and of its trivial baselines (the condition video as the
+                guess, i.e. FP/CFP last frame repeated, FI linear blend, in/outpainting condition
+                fill; in/outpainting also the mean-colour fill; and, once for all, every clip's
+                first frame repeated), each with the number of clips beside it ("fvd_clips").
+                FVD is biased at small N: compare numbers only at the same count; the noise
+                floor "fvd_real_vs_real" is FVD between the two halves of the real clips.
 Decoding: the model's defaults (official: 12 steps, no guidance) unless --steps or
 --guidance-scale say otherwise; --tasks limits the run to some tasks (ids or abbreviations).
 """
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -98,10 +107,26 @@ def mean_colour_fill(clips: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
     return np.where(known, x, mean)
 
 
+def fvd_against(real: np.ndarray, i3d) -> tuple[Callable[[np.ndarray], dict], dict]:
+    """`fvd(videos)` -> {"fvd": FVD of `videos` against `real`, "fvd_clips": how many clips}, the
+    real clips' I3D features computed once (float videos in [0, 1] are rounded to uint8 first);
+    and the noise floor: FVD between the two halves of `real`, with the clips per half."""
+    real_features = i3d.logits(real)
+    half = len(real) // 2
+    floor = {"fvd": frechet_distance(real_features[:half], real_features[half:]), "fvd_clips": half}
+
+    def fvd(videos: np.ndarray) -> dict:
+        videos = videos if videos.dtype == np.uint8 else np.round(np.clip(videos, 0, 1) * 255).astype(np.uint8)
+        return {"fvd": frechet_distance(i3d.logits(videos), real_features), "fvd_clips": len(videos)}
+
+    return fvd, floor
+
+
 def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_names: list[str],
-             settings: dict[str, float | None], clips: np.ndarray | None = None) -> dict:
+             settings: dict[str, float | None], clips: np.ndarray | None = None, i3d=None) -> dict:
     """The report on `clips` (default: `count` synthetic test clips, with their labels), decoding with
-    `settings` (steps, guidance_scale, sampling_temperature; None = the model's)."""
+    `settings` (steps, guidance_scale, sampling_temperature; None = the model's); FVD lines when
+    `i3d` (a `magvit_onnx.fvd.I3D`) is given."""
     labels = None
     if clips is None:
         clips, labels = synthetic.make_dataset("test", count)
@@ -117,6 +142,11 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
 
     recon = in_batches(lambda s: generator.decode(generator.encode(clips[s])), count, batch)
     report["tokenizer"] = {"psnr": float(psnr(clips, recon).mean()), "ssim": float(ssim(clips, recon).mean())}
+    fvd = None
+    if i3d is not None:
+        fvd, report["fvd_real_vs_real"] = fvd_against(clips, i3d)
+        report["tokenizer"] |= {f"reconstruction_{k}": v for k, v in fvd(recon).items()}
+        report["repeat_first_frame"] = fvd(np.repeat(clips[:, :1], clips.shape[1], axis=1))
     if labels is None:  # reference lines for real video: what plain averaging over a token's pixels keeps
         block = tuple(v // l for v, l in zip(generator.video_shape, latent))
         report["tokenizer"] |= {
@@ -143,9 +173,15 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
             baseline = unknown_mse(clips, np.clip(cond["video"], 0, 1), cond["video_mask"])
             entry |= {"unknown_mse": float(model.mean()), "baseline_mse": float(baseline.mean()),
                       "beats_baseline": bool(model.mean() < baseline.mean())}
+            if fvd:
+                entry |= fvd(out) | {f"baseline_{k}": v for k, v in fvd(np.clip(cond["video"], 0, 1)).items()}
             if name.startswith(("inpainting", "outpainting")):
                 fill = unknown_mse(clips, mean_colour_fill(clips, cond["video_mask"]), cond["video_mask"])
                 entry |= {"mean_fill_mse": float(fill.mean()), "beats_mean_fill": bool(model.mean() < fill.mean())}
+                if fvd:
+                    entry |= {f"mean_fill_{k}": v for k, v in fvd(mean_colour_fill(clips, cond["video_mask"])).items()}
+        elif fvd:
+            entry |= fvd(out)
         if spec.class_conditional:
             entry["class_accuracy"] = float((synthetic.classify(out) == labels).mean())
         if not spec.needs_video:
@@ -176,6 +212,9 @@ def main(argv=None):
                    help="a folder of videos to evaluate on instead of the synthetic test split")
     p.add_argument("--window-gap", type=int, default=16, help="with --data: frames between window starts")
     p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--fvd", action="store_true",
+                   help="also report FVD (Kinetics-400 I3D; needs the [fvd] extra; about 1 s per clip "
+                        "and video on a CPU core, so off by default)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.count < 4:
@@ -193,10 +232,19 @@ def main(argv=None):
     if unserved:
         p.error(f"--tasks: this model does not serve {', '.join(unserved)}; it serves {', '.join(generator.tasks)}")
     clips = None if args.data is None else video_windows(args.data, generator.video_shape, args.count, args.window_gap)
+    i3d = None
+    if args.fvd:
+        from magvit_onnx.fvd import I3D
+        from magvit_onnx.fvd.weights import WeightsError
+
+        try:
+            i3d = I3D(args.providers)
+        except (WeightsError, ImportError) as e:
+            raise SystemExit(f"--fvd: {e}")
     report = evaluate(generator, args.count, args.seed, args.batch,
                       lambda line: print(line, file=sys.stderr, flush=True), names,
                       {"steps": args.steps, "guidance_scale": args.guidance_scale,
-                       "sampling_temperature": args.sampling_temperature}, clips)
+                       "sampling_temperature": args.sampling_temperature}, clips, i3d)
     if args.data is not None:
         report["data"] = str(args.data)
     # The folder as a path relative to here when it is inside (the report stays true in any

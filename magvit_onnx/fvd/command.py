@@ -17,6 +17,7 @@ import numpy as np
 
 from magvit_onnx.batch.progress import Progress
 from magvit_onnx.fvd.i3d import CLIPS_PER_RUN
+from magvit_onnx.options import PROVIDERS
 
 MIN_CLIPS = 2
 """A covariance needs two clips; FVD is biased at small N (docs/fvd.md), use hundreds."""
@@ -90,8 +91,7 @@ def features(i3d, folder: Path, count: int, frames: int, stride: int, gap: int, 
                    "give your generated clips' size.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the result as JSON to this file.")
-@click.option("--providers", default="cpu", show_default=True,
-              help="Execution providers, comma-separated: cpu, cuda, tensorrt.")
+@PROVIDERS
 def fvd(dir_a, dir_b, frames, stride, gap, count, size, json_out, providers):
     """Fréchet Video Distance between the videos of DIR_A and DIR_B (Kinetics-400 I3D over ONNX Runtime)."""
     from magvit_onnx.fvd import I3D, frechet_distance

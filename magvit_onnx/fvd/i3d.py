@@ -7,7 +7,7 @@ from magvit_onnx.fvd import architecture as arch
 from magvit_onnx.fvd.preprocess import preprocess as _preprocess
 
 CLIPS_PER_RUN = 4
-"""Clips per ONNX Runtime call: bounds memory (about 0.4 GB of activations per 16-frame clip)."""
+"""Clips per ONNX Runtime call: bounds the memory one call takes."""
 
 
 class I3D:
