@@ -13,7 +13,8 @@ refused unread; a key given twice is an error). Bounds are `magvit_onnx.limits`.
                           starting with '.'; names the output files
                           (ids differing only in case collide)
     task                  task id or abbreviation (FP, FI, OPC, OPV,    required
-                          OPH, OPD, IPC, IPD, CG, CFP) served by the model
+                          OPH, OPD, IPC, IPD, CG, CFP, inpainting =
+                          IPM) served by the model
     input                 path of the input video (any container        required by tasks with an input
                           PyAV decodes; playlists and file lists are     video, refused by the others
                           not read); relative paths are relative
@@ -43,6 +44,11 @@ refused unread; a key given twice is an error). Bounds are `magvit_onnx.limits`.
     replace_condition_pixels  true: the output keeps the input's pixels  false (official)
                           in the condition region exactly (tasks with
                           an input only)
+    mask                  task inpainting (IPM): an image, a folder or   required by inpainting,
+                          video of per-frame masks (white = generate),   refused by the others
+                          or a box [top, left, height, width] in the
+                          model's pixels, {"box", "velocity": [dy, dx]}
+                          moving, "invert": true (`batch.masks`)
 
 Input videos are read with `magvit_onnx.video.read_video`: the model's number of frames
 from `start` by `stride` or `fps`, any pixel format (grayscale, alpha, YUV, palette)

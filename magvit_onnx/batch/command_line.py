@@ -42,8 +42,10 @@ def _command():
         "sampling_temperature"?, "mask_temperature"?, "guidance_scale"?, "top_k"?, "top_p"?,
         "schedule"?, "num_videos"?, "format"? (mp4|gif|png|npy), "side_by_side"?, "stride"?|"fps"?,
         "start"?, "replace_condition_pixels"?, "num_frames"?, "width"?, "height"?, "keys"? (key
-        images for stop motion), "output_fps"? (default: the input's rate)}; docs/batch-jobs.md
-        has each. Outputs have no audio. A rerun skips finished jobs.
+        images for stop motion), "output_fps"? (default: the input's rate), "mask"? (task
+        inpainting: an image, folder or video, white = generate, or a box [top, left, height,
+        width], optionally {"box", "velocity"})}; docs/batch-jobs.md has each. Outputs have no
+        audio. A rerun skips finished jobs.
         Exit 0: all jobs ok; 1: some failed; 2: usage error.
         """
         ctx = click.get_current_context()
