@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import BLOCK
+from helpers import BLOCK, run_without
 from i3d_reference import REFERENCE, flax_logits, reference_inputs
 from magvit_onnx.cli import main
 from magvit_onnx.fvd import frechet_distance, graph, weights
@@ -190,3 +190,18 @@ def test_cli_errors_are_one_line(tmp_path):
         result = runner.invoke(main, ["fvd", *args])
         assert result.exit_code == code and words in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def test_without_onnxruntime_or_onnx_the_command_names_the_extras(i3d, tmp_path, monkeypatch):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_mp4(folder / "a.mp4", np.zeros((9, 32, 32, 3), np.uint8))
+    command = f"from magvit_onnx.cli import main\nmain(['fvd', {str(folder)!r}, {str(folder)!r}])"
+    result = run_without("onnxruntime", command)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "pip install 'magvit-onnx[cpu]'" in result.stderr.strip().splitlines()[-1]
+    monkeypatch.setenv("MAGVIT_ONNX_CACHE", str(tmp_path / "cache"))  # the graph must be built: onnx needed
+    result = run_without("onnx", command)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ("Error: building the I3D graph needs the onnx package: "
+                                                       "pip install 'magvit-onnx[fvd]'")

@@ -107,9 +107,8 @@ def fvd(dir_a, dir_b, frames, stride, gap, count, size, json_out, providers):
         i3d = I3D(providers)
     except (WeightsError, ProviderError) as e:
         raise click.ClickException(e.command_line() if isinstance(e, ProviderError) else str(e)) from None
-    except ImportError as e:  # onnx (the [fvd] extra) or onnxruntime (the [cpu] or [gpu] extra) missing
-        raise click.ClickException(f"FVD needs {e.name}: pip install 'magvit-onnx[cpu,fvd]' "
-                                   "(or [gpu,fvd])") from None
+    except ImportError as e:  # onnx, of the [fvd] extra, is missing (onnxruntime: --providers says so)
+        raise click.ClickException(str(e)) from None
     progress = Progress(2 * count)
     try:
         a = features(i3d, dir_a, count, frames, stride, gap, size, progress)

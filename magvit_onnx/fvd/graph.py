@@ -32,7 +32,10 @@ def cache_dir() -> Path:
 
 def build(weights: dict[str, np.ndarray]):
     """The I3D as an `onnx.ModelProto` (the `onnx` package is needed here only)."""
-    from onnx import TensorProto, helper, numpy_helper
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise ImportError("building the I3D graph needs the onnx package: pip install 'magvit-onnx[fvd]'") from None
 
     nodes, inits = [], []
     counter = iter(range(1_000_000))
