@@ -43,8 +43,8 @@ import av
 import numpy as np
 from av.sidedata.sidedata import Type as _SideDataType
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg"})
-"""File suffixes taken as videos where a folder is searched (training data, evaluation)."""
+from magvit_onnx.formats import VIDEO_SUFFIXES  # noqa: F401  (re-exported: taken as videos where a folder is searched)
+
 MIN_SIDE = 8
 """Smallest accepted width or height, in pixels, of a video that is read (and of `size`)."""
 MAX_SIDE = 8192

@@ -10,6 +10,7 @@ sees, and a resumed run continues the same stream.
 Sources (`parse_data` builds them from a command-line spec):
     synthetic         our labelled synthetic set (`magvit_onnx.synthetic`; class-conditional tasks)
     dead_leaves       moving dead leaves (`magvit_onnx.procedural`)
+    graphics          elementary graphics: flat fields, bars, gradients, checkerboards, text (`magvit_onnx.patterns`)
     photos[=DIR]      camera moves over still photographs (packages' sample photos, or DIR)
     DIR               a folder of videos (class = first sub-folder; files directly in DIR: unlabelled)
     FILE.csv|.jsonl   a manifest: one video per row, `path` (relative to the manifest) and optional `label`
@@ -39,18 +40,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from magvit_onnx import procedural, synthetic
-from magvit_onnx.video import VIDEO_SUFFIXES
+from magvit_onnx import patterns, procedural, synthetic
+from magvit_onnx.formats import VIDEO_SUFFIXES
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 VAL_PERCENT = 5
 SPLITS = ("train", "val", "test")
 
 
-class Sample(NamedTuple):
 class DataError(ValueError):
     """A data spec that gives no training data: the scripts end with its one line."""
 
 
+class Sample(NamedTuple):
     clip: np.ndarray   # uint8 [T, H, W, 3]
     label: int         # class index, -1 = unlabelled
     skipped: int = 0   # unreadable files passed over to make this sample
@@ -108,6 +110,15 @@ class DeadLeaves(Source):
         frames, height, width = self.video_shape
         seed = procedural.split_seed(self.split, sample_rng(self.seed, index, 3).integers(synthetic.SPLIT_SIZE))
         return Sample(procedural.dead_leaves(seed, frames, (height, width)), -1)
+
+
+class Graphics(Source):
+    """Elementary graphics (flat fields, bars, gradients, checkerboards, text; magvit_onnx/patterns.py), unlabelled."""
+
+    def item(self, index: int) -> Sample:
+        frames, height, width = self.video_shape
+        seed = procedural.split_seed(self.split, sample_rng(self.seed, index, 5).integers(synthetic.SPLIT_SIZE))
+        return Sample(patterns.graphics(seed, frames, (height, width)), -1)
 
 
 class PhotoMoves(Source):
@@ -307,18 +318,20 @@ def parse_data(spec: str, video_shape: tuple[int, int, int], split: str = "train
     """A source from a command-line spec (see the module docstring); weights default to 1."""
     sources, weights = [], []
     for part in filter(None, (p.strip() for p in spec.split(","))):
+        if ":" in part and not _has_weight(part) and not Path(part).exists():
+            raise DataError(f"{part!r}: the weight after ':' must be a number > 0, e.g. 'synthetic:2'")
         name, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
         kind, _, where = name.partition("=")
         if kind == "synthetic":
             source = SyntheticClips(video_shape, split, seed)
         elif kind == "dead_leaves":
             source = DeadLeaves(video_shape, split, seed)
+        elif kind == "graphics":
+            source = Graphics(video_shape, split, seed)
         elif kind == "photos":
             source = PhotoMoves(video_shape, split, seed, [where] if where else ())
         elif kind == "images":
             source = ImageFiles(where, video_shape, split, seed)
-        if ":" in part and not _has_weight(part) and not Path(part).exists():
-            raise DataError(f"{part!r}: the weight after ':' must be a number > 0, e.g. 'synthetic:2'")
         else:
             source = FileSource(name, video_shape, split, seed, stride, fps)
         sources.append(source)

@@ -16,6 +16,7 @@ Data (`--data`, see models/data.py): 'synthetic', procedural sources, a folder o
 videos, or a weighted mix such as 'synthetic:1,dead_leaves:1,photos:2'. Two ways to feed it:
   --pool N   (default 4096) N clips tokenized once into OUT/tokens.npz (each clip and its
              condition video for each video task): fast on CPUs; a larger N on resume grows it;
+             never more than the run draws (--steps x global batch);
   --pool 0   streaming: every step decodes its clips (in --workers processes) and tokenizes
              them, for large datasets on GPUs.
 Validation clips come from the data's validation split (held-out seeds or files).
@@ -39,7 +40,7 @@ import torch
 import torch.distributed
 
 from magvit_onnx.models import distributed
-from magvit_onnx.models.checkpoint import load_tokenizer, read_config, save_weights
+from magvit_onnx.models.checkpoint import load_tokenizer, load_weights, read_config, save_weights
 from magvit_onnx.models.commit_training import (commit_loss, condition_variants, mask_tokens, optimizer_step,
                                                 step_randomness, task_schedule, tokenize_task)
 from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
@@ -87,6 +88,9 @@ def parse_args(argv=None):
     p.add_argument("--restart-at", type=int, default=0,
                    help="warm restart: the warmup + cosine schedule begins again at this step and ends at --steps "
                         "(to go on training a finished model at a fresh learning rate)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="model checkpoint (e.g. the shipped magvit_onnx/default_model/weights.safetensors) whose "
+                        "transformer to start from; its tokenizer must be --tokenizer's (ignored on resume)")
     p.add_argument("--cond-dropout", type=float, default=None, help="default: the preset's")
     p.add_argument("--fp-cond-frames", default="1",
                    help="frame-prediction condition lengths to train, e.g. '1,5' (ours; official: 1 only)")
@@ -134,23 +138,27 @@ class ScheduledSource(Source):
         return (self.labelled if tasks.get_task(task).class_conditional else self.source).item(index)
 
 
-def tokenize_pool(vq: VQVAE, clips: np.ndarray, config, variants, device, chunk: int = 16) -> dict[str, np.ndarray]:
-    """Tokens of every clip (`inputs`) and of its condition video for each condition variant
-    of a video task (one key per variant): `[N, t, h, w]` int16. Each video is tokenized
-    once, in fp32."""
+def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, variants, device,
+                  chunk: int = 16) -> dict[str, np.ndarray]:
+    """Tokens of items [first, first + count) of `source` (`inputs`), their `labels`, and the
+    tokens of each clip's condition video for each condition variant of a video task (one key
+    per variant): `[N, t, h, w]` int16. Clips are decoded and tokenized a chunk at a time (in
+    fp32), so memory holds one chunk of video, with a progress line per chunk."""
     video_keys = [key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video]
-    out: dict[str, list[np.ndarray]] = {key: [] for key in ["inputs", *video_keys]}
-    progress = Progress(len(clips))
+    out: dict[str, list[np.ndarray]] = {key: [] for key in ["inputs", *video_keys, "labels"]}
+    progress = Progress(count)
     with torch.no_grad():
-        for start in range(0, len(clips), chunk):
-            video = clips[start:start + chunk].astype(np.float32) / 255.0
+        for start in range(0, count, chunk):
+            clips, labels = source.take(min(chunk, count - start), start=first + start)
+            out["labels"].append(labels)
+            video = clips.astype(np.float32) / 255.0
             batch = [video] + [tasks.condition(variants[key][0], video, config.vq.latent_shape, **variants[key][1])["video"]
                                for key in video_keys]
             ids = vq.tokenize(torch.from_numpy(np.concatenate(batch)).to(device)).cpu().numpy().astype(np.int16)
-            for key, part in zip(out, np.split(ids, len(batch))):
+            for key, part in zip(["inputs", *video_keys], np.split(ids, len(batch))):
                 out[key].append(part)
-            done = min(start + chunk, len(clips))
-            progress.report(done, {"tokenized": done})
+            done = min(start + chunk, count)
+            progress.report(done, {"clips tokenized": done})
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -168,12 +176,20 @@ def token_pool(path: Path, vq, source: Source, count: int, config, variants, dev
         return pool
     if held:
         print(f"growing {path} from {held} to {count} clips", flush=True)
-    clips, labels = source.take(count - held, start=held)
-    new = tokenize_pool(vq, clips, config, variants, device)
-    new["labels"] = labels
+    new = tokenize_pool(vq, source, held, count - held, config, variants, device)
     pool = {key: np.concatenate([pool[key], part]) for key, part in new.items()} if pool else new
     np.savez(path, **pool)
     return pool
+
+
+def pool_size(args: argparse.Namespace, world: int) -> int:
+    """--pool, but never more clips than the run draws (steps x global batch): a short run on a
+    small folder does not decode and tokenize thousands of clips it cannot use."""
+    drawn = args.steps * args.batch_size * world * args.grad_accum
+    if drawn < args.pool:
+        print(f"pool: {drawn} clips (--pool {args.pool}, but {args.steps} steps x global batch "
+              f"{drawn // args.steps} draw no more)", flush=True)
+    return min(args.pool, drawn)
 
 
 def latent_masks(config, variants) -> dict[str, np.ndarray]:
@@ -191,6 +207,25 @@ def pool_batch(pool, masks, key, task, index, config, device, **randomness):
     labels = pool["labels"][index] if tasks.get_task(task).class_conditional else None
     return mask_tokens(inputs, cond, mask, task, config, np.random.default_rng(0), labels=labels, device=device,
                        **randomness)
+
+
+def warm_start(transformer: Transformer, vq: VQVAE, path: Path, config) -> None:
+    """Load the transformer of model checkpoint `path`; refuse one trained on other tokens or
+    for another vocabulary (its token ids would mean something else here)."""
+    other = read_config(path)
+    if (other.vq, other.transformer, other.num_classes, other.tasks) != (config.vq, config.transformer,
+                                                                        config.num_classes, config.tasks):
+        raise SystemExit(f"--init {path}: its model ({other.name}, {other.num_classes} classes, tasks "
+                         f"{', '.join(other.tasks)}) is not the one this run trains ({config.name}, "
+                         f"{config.num_classes} classes, tasks {', '.join(config.tasks)})")
+    theirs = load_tokenizer(path)
+    same_tokens = all(torch.equal(a.float(), b.float().cpu()) for a, b in
+                      zip([*theirs.encoder.state_dict().values(), theirs.quantizer.codebook],
+                          [*vq.encoder.state_dict().values(), vq.quantizer.codebook]))
+    if not same_tokens:  # a decoder-only fine-tune keeps the tokens; anything else changes them
+        raise SystemExit(f"--init {path}: its tokenizer's encoder or codebook is not --tokenizer's, so its "
+                         f"transformer learned other token ids")
+    load_weights(path, {"transformer": transformer})
 
 
 def served_tasks(config, labelled: Source | None, is_main: bool) -> tuple[str, ...]:
@@ -235,7 +270,7 @@ def main(argv=None):
     if dist.main:  # rank 0 tokenizes the pools; the others wait, then every rank reads them
         token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), args.val_pool, config, variants, device)
         if args.pool:
-            token_pool(args.out / "tokens.npz", vq, source, args.pool, config, variants, device)
+            token_pool(args.out / "tokens.npz", vq, source, pool_size(args, dist.world), config, variants, device)
     if dist.world > 1:
         torch.distributed.barrier()
     val = load_pool(args.out / "val_tokens.npz", config)
@@ -246,6 +281,8 @@ def main(argv=None):
     weights = [args.task_weights.get(name, 1.0) for name in config.tasks]
     schedule = task_schedule(list(config.tasks), weights, rng=np.random.default_rng(args.seed))
     step = resumes_at
+    if state is None and args.init is not None:
+        warm_start(transformer, vq, args.init, config)
     if state is not None:
         restore(args.out / "state.pt", state, {"transformer": transformer, "optimizer": optimizer})
         if dist.main:
