@@ -235,8 +235,11 @@ def main(argv=None):
     i3d = None
     if args.fvd:
         from magvit_onnx.fvd import I3D
+        from magvit_onnx.fvd.architecture import MIN_FRAMES
         from magvit_onnx.fvd.weights import WeightsError
 
+        if generator.video_shape[0] < MIN_FRAMES:
+            p.error(f"--fvd: I3D needs clips of at least {MIN_FRAMES} frames; this model's have {generator.video_shape[0]}")
         try:
             i3d = I3D(args.providers)
         except (WeightsError, ImportError) as e:

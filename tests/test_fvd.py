@@ -205,3 +205,16 @@ def test_without_onnxruntime_or_onnx_the_command_names_the_extras(i3d, tmp_path,
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == ("Error: building the I3D graph needs the onnx package: "
                                                        "pip install 'magvit-onnx[fvd]'")
+
+
+def test_evaluate_fvd_lines_count_clips_and_take_float_videos(i3d, monkeypatch):
+    """scripts/evaluate.py --fvd: each FVD has its clip count; float [0, 1] outputs are rounded
+    to the uint8 the real clips are, so the real clips as floats are at distance ~0."""
+    monkeypatch.syspath_prepend(str(REFERENCE.parents[2] / "scripts"))
+    from evaluate import fvd_against
+
+    real = make_dataset("test", 4)[0][:, :9]
+    fvd, floor = fvd_against(real, i3d)
+    assert floor["fvd_clips"] == 2
+    same = fvd(real.astype(np.float32) / 255)
+    assert same["fvd_clips"] == 4 and same["fvd"] < 1e-3 < floor["fvd"]

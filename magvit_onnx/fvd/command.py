@@ -126,5 +126,6 @@ def fvd(dir_a, dir_b, frames, stride, gap, count, size, json_out, providers):
             temporary.write_text(text + "\n")
             temporary.replace(json_out)  # never a half-written file
         except OSError as e:
+            temporary.unlink(missing_ok=True)
             raise click.ClickException(f"--json {json_out}: cannot write ({e.strerror or e})") from None
     click.echo(text)
