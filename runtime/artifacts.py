@@ -10,8 +10,13 @@
 `load_manifest(folder)` refuses a folder whose format version is not ours, a manifest that
 is damaged (a key missing or of the wrong kind), a file named outside the folder, a graph
 not listed among the verified files, or any file whose sha256 differs from the manifest
-(tampered or truncated), before a session exists: every file a session loads is a
-regular file inside the folder, checked against its sha256.
+(tampered or truncated), a listed file that is a symbolic link out of the folder, and a
+graph that keeps tensors in an external data file (`runtime.external_data`: such a file
+is not hashed, and the exporter never writes one), before a session exists: every byte a
+session loads is in a regular file inside the folder, checked against its sha256. It also
+refuses values no call can use (decoding defaults outside `magvit_onnx.limits`, a task
+this version does not know, fewer or more classes than the vocabulary's, a bad
+`batch_profile`).
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import hashlib
 import json
 import stat
 from pathlib import Path
+
+from magvit_onnx.runtime.external_data import external_tensor
 
 FORMAT_VERSION = 1
 GRAPHS = ("vq_encoder", "transformer_step", "vq_decoder")
@@ -78,6 +85,9 @@ def load_manifest(folder: str | Path, verify: bool = True) -> dict:
                 raise ArtifactError(f"{file} is missing (listed in {path.name})") from None
             if not stat.S_ISREG(info.st_mode):
                 raise ArtifactError(f"{file} is not a regular file (listed in {path.name})")
+            if folder.resolve() not in file.resolve().parents:
+                raise ArtifactError(f"{file} is a symbolic link to {file.resolve()}, outside the artifacts folder; "
+                                    f"every file of {path.name} must be inside the folder (copy it in)")
             try:
                 actual = sha256(file)
             except OSError as e:
@@ -85,6 +95,10 @@ def load_manifest(folder: str | Path, verify: bool = True) -> dict:
             if actual != entry["sha256"]:
                 raise ArtifactError(f"{file} does not match its manifest: sha256 {actual[:16]}… expected "
                                     f"{entry['sha256'][:16]}… (tampered or truncated; re-export or re-download)")
+            if (tensor := external_tensor(file)) is not None:
+                raise ArtifactError(f"{file} keeps tensor {tensor[:80]!r} in an external data file, which "
+                                    f"{path.name} cannot verify; magvit-onnx loads self-contained graphs only "
+                                    "(as export writes them): re-export the artifacts")
     return manifest
 
 
@@ -154,6 +168,40 @@ def check_manifest(manifest: dict, path: Path) -> None:
                       ("sampling_temperature", (int, float)), ("guidance_scale", (int, float)),
                       ("top_p", (int, float))):
         get(decoding, key, "decoding.", kind, "a string" if kind is str else "a number")
+    _check_values(manifest, fail)
+
+
+def _check_values(manifest: dict, fail) -> None:
+    """Values of a manifest whose kinds are right that no call could use: they would fail
+    every job with a misleading line, or silently give degenerate tokens."""
+    from magvit_onnx.limits import check_decoding  # the bounds every call is held to (numpy only)
+    from magvit_onnx.runtime.tasks import get_task
+
+    vocab, decoding = manifest["vocab"], manifest["decoding"]
+    try:
+        check_decoding(latent_shape=manifest["latent_shape"], codebook_size=vocab["codebook_size"],
+                       steps=decoding["num_iter"], schedule=decoding["schedule"],
+                       sampling_temperature=decoding["sampling_temperature"],
+                       mask_temperature=decoding["mask_temperature"], guidance_scale=decoding["guidance_scale"],
+                       top_k=decoding["top_k"], top_p=decoding["top_p"] or None)  # top_p 0: off
+    except ValueError as e:
+        fail("decoding", f"defaults every call can use ({str(e).replace('steps', 'num_iter', 1)})")
+    for name in manifest["tasks"]:
+        try:
+            canonical = get_task(name).name
+        except ValueError as e:
+            fail(f"tasks key {name[:80]!r}", f"a task this magvit-onnx knows ({str(e).split(': ', 1)[-1]})")
+        if canonical != name:
+            fail(f"tasks key {name[:80]!r}", f"the task's own name, {canonical!r}")
+    if len(manifest["classes"]) != vocab["num_classes"]:
+        fail("classes", f"a list of vocab.num_classes ({vocab['num_classes']}) classes, got "
+                        f"{len(manifest['classes'])}")
+    if "batch_profile" in manifest:  # TensorRT's optimisation profile (runtime.providers.trt_profiles)
+        profile = manifest["batch_profile"]
+        if (not isinstance(profile, dict) or set(profile) - {"opt", "max"}
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in profile.values())
+                or profile.get("opt", 1) > profile.get("max", profile.get("opt", 1))):
+            fail("batch_profile", 'an object {"opt": N, "max": M} of integers with 1 <= N <= M')
 
 
 def _plain_name(name: str) -> bool:

@@ -230,6 +230,28 @@ def _edit(folder, change):
     path.write_text(json.dumps(manifest))
 
 
+def _external_data(d, location):
+    """vq_decoder.onnx with its weights moved to `location` (relative to the folder), and the
+    manifest's sha256 of the graph updated: the side file itself is listed nowhere."""
+    import onnx
+
+    graph = d / "vq_decoder.onnx"
+    onnx.save_model(onnx.load(str(graph)), str(graph), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="dec.bin")  # tensors of 1 kB and more: weights, not shapes
+    if location != "dec.bin":  # onnx writes inside the folder only: move the file, then point at it
+        assert len(location) == len("dec.bin")  # the same length keeps the protobuf's lengths valid
+        (d / "dec.bin").rename(d / location)
+        graph.write_bytes(graph.read_bytes().replace(b"dec.bin", location.encode()))
+    _edit(d, lambda m: m["files"]["vq_decoder.onnx"].update(sha256=artifact_files.sha256(graph)))
+
+
+def _graph_outside(d):
+    """vq_decoder.onnx a symbolic link to the same bytes outside the folder (the sha256 matches)."""
+    outside = d.parent / "elsewhere.onnx"
+    (d / "vq_decoder.onnx").rename(outside)
+    (d / "vq_decoder.onnx").symlink_to(outside)
+
+
 def _truncate_graph_consistently(d):
     """A truncated graph whose manifest was updated to match: only loading it can tell."""
     graph = d / "vq_decoder.onnx"
@@ -263,6 +285,26 @@ MANIFEST_DAMAGE = [
     ("listed file a device", lambda d: (d / "vq_decoder.onnx").unlink() or (d / "vq_decoder.onnx").symlink_to(
         "/dev/zero"), "vq_decoder.onnx is not a regular file"),
 ]
+ISSUE_32_DAMAGE = [
+    # issue 32 (3): every byte a session reads is verified
+    ("weights in an external file", lambda d: _external_data(d, "dec.bin"),
+     "vq_decoder.onnx keeps tensor"),
+    ("external data out of the folder", lambda d: _external_data(d, "../d.bn"),
+     "vq_decoder.onnx keeps tensor"),
+    ("graph a symlink out of the folder", _graph_outside, "outside the artifacts folder"),
+    # issue 32 (4): values no call can use
+    ("batch_profile a string", lambda d: _edit(d, lambda m: m.update(batch_profile="x")),
+     'batch_profile must be an object {"opt": N, "max": M}'),
+    ("sampling_temperature 0", lambda d: _edit(d, lambda m: m["decoding"].update(sampling_temperature=0)),
+     "decoding must be defaults every call can use (sampling_temperature must be a finite number > 0, got 0)"),
+    ("num_iter 0", lambda d: _edit(d, lambda m: m["decoding"].update(num_iter=0)),
+     "decoding must be defaults every call can use (num_iter must be an integer >= 1"),
+    ("an unknown task", lambda d: _edit(d, lambda m: m["tasks"].update(teleport=dict(m["tasks"]["full_generation"]))),
+     "tasks key 'teleport' must be a task this magvit-onnx knows (valid tasks are frame_prediction (FP)"),
+    ("no classes", lambda d: _edit(d, lambda m: m.update(classes=[])),
+     "classes must be a list of vocab.num_classes (10) classes, got 0"),
+]
+MANIFEST_DAMAGE += ISSUE_32_DAMAGE
 
 
 @pytest.mark.parametrize("damage, text", [pytest.param(d, t, id=case) for case, d, t in MANIFEST_DAMAGE])
@@ -277,6 +319,17 @@ def test_damaged_artifacts_give_one_artifact_error_line(tmp_path, artifacts, dam
 
     result = CliRunner().invoke(main, ["info", "--artifacts", str(broken)])
     assert result.exit_code == 1 and text in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("damage, text", [pytest.param(d, t, id=case) for case, d, t in ISSUE_32_DAMAGE])
+def test_run_refuses_damaged_artifacts_in_one_line(tmp_path, media, artifacts, damage, text):
+    """`run` gave a TypeError traceback for "batch_profile": "x", failed every job with
+    'unknown task' for one extra task, and loaded unverified external data."""
+    broken = _copy(artifacts, tmp_path / "broken")
+    damage(broken)
+    result = cli(write_jobs(tmp_path / "jobs.jsonl", cg("a")), "--out", tmp_path / "out", "--artifacts", broken)
+    assert result.exit_code == 1 and text in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert rows(tmp_path / "out") == []
 
 
 def test_an_unreadable_graph_is_one_artifact_error_line(tmp_path, artifacts, monkeypatch):
