@@ -1,7 +1,8 @@
 """Export MAGVIT into an artifacts folder: `python export/export_all.py --preset tiny --out DIR`.
 
-Also `python -m magvit_onnx.export`. Writes vq_encoder.onnx, transformer_step.onnx,
-vq_decoder.onnx and manifest.json; `--check` then measures parity against the PyTorch
+Also `python -m magvit_onnx.export`. Writes vq_encoder.onnx, transformer_step.onnx (the
+step's transformer), the step's float32 sampler graphs (sampler_*.onnx), vq_decoder.onnx and
+manifest.json; `--check` then measures parity against the PyTorch
 reference and fails (exit 1) if it is off.
 """
 from __future__ import annotations
@@ -61,7 +62,8 @@ def parity_failures(report: dict, precision: str) -> list[str]:
 @click.option("--fp16", is_flag=True, help="fp16 weights and math, float32 inputs/outputs.")
 @click.option("--int8", is_flag=True, help="int8 transformer step (ORT dynamic quantisation) for CPUs; fp32 tokenizer.")
 @click.option("--target", type=click.Choice(["cpu", "gpu"]), default=None,
-              help="Graphs for CPUs or GPUs (gpu: a constant TopK width). Default: gpu with --fp16, else cpu.")
+              help="Only the filtered step sampler of CPUs or of GPUs (gpu: a constant TopK width). "
+                   "Default: both (a few kB), so one folder serves either; --int8: cpu.")
 @click.option("--check", is_flag=True, help="Measure parity with the PyTorch reference after export.")
 @click.option("--random-init", is_flag=True,
               help="Export a seeded random init even where a default model ships (tests, benchmarks).")

@@ -1,18 +1,25 @@
-"""The three exported graphs as torch modules (also the PyTorch reference of the runtime).
+"""The exported graphs as torch modules (also the PyTorch reference of the runtime).
 
     EncoderGraph     video [B, T, H, W, 3] float32 in [0, 1] -> tokens [B, t, h, w] int64
-    StepGraph        one COMMIT step: masked tokens -> sampled token + its probability
+    BodyGraph        the step's transformer: masked tokens -> logits [rows, N, K] float32
+    SamplerGraph     the step's sampling: logits -> sampled token + its probability (float32,
+                     no weights; variants in SAMPLERS)
     DecoderGraph     tokens [B, t, h, w] int64 -> video [B, T, H, W, 3] float32 (unclipped)
+    StepGraph        BodyGraph + the full sampler in one module: the PyTorch reference of a
+                     COMMIT step (and the one step graph of artifacts made before the split)
 
-StepGraph samples inside the graph so logits never leave the device. Randomness comes in
-as `seeds[B, N]` (one random integer per position, grown into Gumbel noise by an integer
-hash inside the graph), never as `[B, N, K]` noise; the same seeds give the same tokens
-in torch and in ONNX Runtime.
+One COMMIT step is two graphs chained by the runtime: the transformer body (fp16-eligible,
+all the weights) and a sampler (float32 by construction, whatever the body runs in: it is
+its own graph, so TensorRT's fp16 builder never sees it). The runtime keeps the logits on
+the device between the two (IO binding). Randomness comes in as `seeds[B, N]` (one random
+integer per position, grown into Gumbel noise by an integer hash inside the sampler),
+never as `[B, N, K]` noise; the same seeds give the same tokens in torch and in ONNX Runtime.
 
 Classifier-free guidance needs no control flow: the runtime stacks the unconditional
-rows under the conditional ones (`rows = 2B`) and the graph takes l_c = logits[:B],
+rows under the conditional ones (`rows = 2B`) and the sampler takes l_c = logits[:B],
 l_u = logits[rows - B:]. Without guidance (`rows = B`) l_u is l_c, so
-l_c + s * (l_c - l_u) = l_c and nothing is computed twice.
+l_c + s * (l_c - l_u) = l_c; the 'plain' sampler (guidance, top-k and top-p all off, the
+official default) skips that arithmetic and the filter altogether, with the same tokens.
 """
 from __future__ import annotations
 
@@ -131,14 +138,15 @@ def uniforms(seeds: torch.Tensor, num_classes: int) -> torch.Tensor:
 
     Counter-based: u of (position, k) = two mix31 rounds of hash(seed) + hash(k), so only
     O(B x N) random numbers cross into the graph and torch / ONNX Runtime draw the same.
-    u takes the hash's top 23 bits, u = (2m + 1) / 2^24: exact in float32 and strictly
+    u takes the hash's top 23 bits m, u = (2m + 1) / 2^24: exact in float32 and strictly
     inside (0, 1). (Converting all 31 bits rounded the largest values to u = 1, an
-    infinite noise that won the argmax whatever the logits.)
+    infinite noise that won the argmax whatever the logits.) It is computed as
+    (m + 0.5) * 2^-23, the same float32 number exactly (m + 0.5 needs 24 bits), with two
+    int64 passes over [B, N, K] fewer than 2m + 1.
     """
     k = hash31(torch.arange(num_classes, dtype=torch.int64, device=seeds.device) + 0x2545F491)
     bits = mix31(mix31(hash31(seeds).unsqueeze(-1) + k))  # (B, N, K) in [0, 2^31)
-    odd = shift_right(bits, 8) * 2 + 1  # odd integers below 2^24
-    return odd.to(torch.float32) * float(2 ** -24)
+    return (shift_right(bits, 8).to(torch.float32) + 0.5) * float(2 ** -23)
 
 
 def gumbel_noise(seeds: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -150,44 +158,87 @@ def sample(logits: torch.Tensor, seeds: torch.Tensor, temperature: torch.Tensor)
     """Categorical sample of softmax(logits / temperature) by the Gumbel-max trick, as
     `jax.random.categorical` does. Unlike inverse-CDF sampling (K boundaries that float
     rounding can move) it differs between implementations only when the top two perturbed
-    logits are within rounding (~1e-6), so torch and ONNX Runtime agree token for token."""
-    return torch.argmax(logits / temperature + gumbel_noise(seeds, logits.shape[-1]), dim=-1)
+    logits are within rounding (~1e-6), so torch and ONNX Runtime agree token for token.
+    `l/T - log(-log u)` is bit for bit `l/T + gumbel_noise` (a + (-b) == a - b), one pass less."""
+    return torch.argmax(logits / temperature - torch.log(-torch.log(uniforms(seeds, logits.shape[-1]))), dim=-1)
+
+
+def guide(all_logits: torch.Tensor, batch: int, guidance_scale: torch.Tensor) -> torch.Tensor:
+    """l_c + s (l_c - l_u) with l_c the first `batch` rows and l_u the last (see above)."""
+    cond, uncond = all_logits[:batch], all_logits[all_logits.shape[0] - batch:]
+    return cond + guidance_scale * (cond - uncond)
+
+
+def sampled_probs(logits: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:
+    """softmax(logits)[sampled]: the untempered, unfiltered probability COMMIT ranks by."""
+    return torch.softmax(logits, dim=-1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+
+
+class BodyGraph(nn.Module):
+    """The step's transformer: tokens [rows, N], prefix [rows, P], segment_ids [rows, N]
+    (int64; segment_ids unused by the official model, kept for interface parity) ->
+    logits [rows, N, K] float32. `fp16`: the transformer in fp16 (a copy), its logits cast
+    to float32 at the end."""
+
+    def __init__(self, transformer: Transformer, *, fp16: bool = False):
+        super().__init__()
+        self.transformer = copy.deepcopy(transformer).half() if fp16 else transformer
+
+    def forward(self, tokens, prefix, segment_ids):
+        del segment_ids  # no segment embedding in the official model
+        return self.transformer.token_logits(torch.cat([prefix, tokens], dim=1)).float()
+
+
+# The sampler graphs of an artifacts folder. 'plain' is the official default (guidance,
+# top-k and top-p off): Gumbel-max and the probability only. 'full' takes guidance and
+# the filters at run time and sorts only what they need (a run-time TopK width, best on
+# CPUs); 'full_gpu' sorts every class (a constant width: on CUDA a computed width is a
+# device-to-host copy per step, and TensorRT wants it fixed). All give the same tokens.
+SAMPLERS = {"plain": {"filtered": False, "full_sort": False},
+            "full": {"filtered": True, "full_sort": False},
+            "full_gpu": {"filtered": True, "full_sort": True}}
+SAMPLER_INPUTS = {"plain": ["logits", "seeds", "temperature"],
+                  "full": ["logits", "seeds", "temperature", "top_k", "top_p", "guidance_scale"]}
+
+
+class SamplerGraph(nn.Module):
+    """One COMMIT step's sampling, float32 throughout (no weights).
+
+    Inputs: logits [rows, N, K] float32 (rows = B, or 2B with guidance), seeds [B, N] int64
+    (random integers in [0, 2^31)), temperature [] float32 (> 0); the filtered variants
+    also top_k [] int64 and top_p [] float32 (0 = off) and guidance_scale [] float32 (0 = off).
+    Outputs: sampled [B, N] int64, probs [B, N] float32 (softmax(guided logits)[sampled],
+    untempered, unfiltered)."""
+
+    def __init__(self, *, filtered: bool, full_sort: bool = False):
+        super().__init__()
+        self.filtered, self.full_sort = filtered, full_sort
+
+    def forward(self, logits, seeds, temperature, top_k=None, top_p=None, guidance_scale=None):
+        if self.filtered:
+            logits = guide(logits, seeds.shape[0], guidance_scale)
+            sampled = sample(filter_logits(logits, top_k, top_p, full_sort=self.full_sort), seeds, temperature)
+        else:
+            sampled = sample(logits, seeds, temperature)
+        return sampled, sampled_probs(logits, sampled)
 
 
 class StepGraph(nn.Module):
-    """One COMMIT step of the bidirectional transformer, sampling included.
+    """One COMMIT step, sampling included: BodyGraph then the full SamplerGraph. The PyTorch
+    reference of the runtime's chained step, and the single step graph of artifacts made
+    before the split (the runtime still runs those).
 
-    Inputs (rows = B, or 2B with guidance: unconditional rows stacked below):
-        tokens [rows, N] int64         masked latent tokens (MASK = -1, condition tokens)
-        prefix [rows, P] int64         task + class tokens (unconditional prefix below)
-        segment_ids [rows, N] int64    1 where a condition token was inserted (unused by
-                                       the official model, kept for interface parity)
-        seeds [B, N] int64             random integers in [0, 2^31), this step's noise
-        temperature [] float32         sampling temperature (> 0; official 1.0)
-        top_k [] int64, top_p [] float32   0 = off
-        guidance_scale [] float32      s in l_c + s (l_c - l_u); 0 = off
-    Outputs:
-        sampled [B, N] int64           a token per position
-        probs [B, N] float32           softmax(guided logits)[sampled], untempered, unfiltered
-    """
+    Inputs: tokens, prefix, segment_ids (BodyGraph), seeds, temperature, top_k, top_p,
+    guidance_scale (SamplerGraph). Outputs: sampled [B, N] int64, probs [B, N] float32."""
 
     def __init__(self, transformer: Transformer, *, full_sort: bool = False, fp16_body: bool = False):
-        """`full_sort`: a fixed TopK width (GPU exports, see filter_logits). `fp16_body`: the
-        transformer in fp16 (a copy), its logits cast to float32: the sampling stage, whose
-        integer noise hash overflows fp16, stays float32 by construction."""
         super().__init__()
-        self.transformer = copy.deepcopy(transformer).half() if fp16_body else transformer
-        self.full_sort = full_sort
+        self.body = BodyGraph(transformer, fp16=fp16_body)
+        self.sampler = SamplerGraph(filtered=True, full_sort=full_sort)
 
     def logits(self, tokens, prefix, seeds, guidance_scale):
-        all_logits = self.transformer.token_logits(torch.cat([prefix, tokens], dim=1)).float()  # (rows, N, K)
-        batch, rows = seeds.shape[0], tokens.shape[0]
-        cond, uncond = all_logits[:batch], all_logits[rows - batch:]
-        return cond + guidance_scale * (cond - uncond)
+        """The guided float32 logits [B, N, K] the sampler draws from."""
+        return guide(self.body(tokens, prefix, None), seeds.shape[0], guidance_scale)
 
     def forward(self, tokens, prefix, segment_ids, seeds, temperature, top_k, top_p, guidance_scale):
-        del segment_ids  # no segment embedding in the official model
-        logits = self.logits(tokens, prefix, seeds, guidance_scale)
-        sampled = sample(filter_logits(logits, top_k, top_p, full_sort=self.full_sort), seeds, temperature)
-        probs = torch.softmax(logits, dim=-1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
-        return sampled, probs
+        return self.sampler(self.body(tokens, prefix, segment_ids), seeds, temperature, top_k, top_p, guidance_scale)

@@ -4,7 +4,9 @@
       manifest.json           format version, model config, token layout, tasks, decoding
                               defaults, graph I/O, provenance, sha256 of every file
       vq_encoder.onnx         video [B, T, H, W, 3] float32 in [0, 1] -> tokens [B, t, h, w] int64
-      transformer_step.onnx   one COMMIT step with sampling inside the graph
+      transformer_step.onnx   the step's transformer: masked tokens -> logits [rows, N, K] float32
+      sampler_*.onnx          the step's float32 sampling, logits -> token + probability
+                              (manifest 'samplers': plain, full and/or full_gpu; a few kB each)
       vq_decoder.onnx         tokens [B, t, h, w] int64 -> video [B, T, H, W, 3] float32
 
 `load_manifest(folder)` refuses a folder whose format version is not ours, a manifest that
@@ -133,16 +135,22 @@ def check_manifest(manifest: dict, path: Path) -> None:
         if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
             fail(f"files[{name!r}].sha256", "a sha256 (64 lower-case hex digits)")
     graphs = get(manifest, "graphs", "", dict, f"an object with {', '.join(GRAPHS)}")
-    for graph in GRAPHS:
-        entry = get(graphs, graph, "graphs.", dict, "an object with a filename")
-        filename = get(entry, "filename", f"graphs.{graph}.", str, "a file name")
+    entries = {f"graphs.{g}": get(graphs, g, "graphs.", dict, "an object with a filename") for g in GRAPHS}
+    if "samplers" in manifest:  # absent in artifacts made before the step was split in two graphs
+        samplers = get(manifest, "samplers", "", dict, "an object of sampler name -> graph entry")
+        if "plain" not in samplers or not {"full", "full_gpu"} & set(samplers):
+            fail("samplers", "an object with 'plain' and 'full' or 'full_gpu'")
+        entries.update({f"samplers.{name}": get(samplers, name, "samplers.", dict, "an object with a filename")
+                        for name in samplers})
+    for where, entry in entries.items():
+        filename = get(entry, "filename", f"{where}.", str, "a file name")
         if filename not in files or not _plain_name(filename):
-            fail(f"graphs.{graph}.filename", f"one of the files listed in 'files' (got {filename[:80]!r}); "
-                                             "every graph is loaded from the folder and verified")
-        for i, item in enumerate(get(entry, "inputs", f"graphs.{graph}.", list, "a list of inputs")):
+            fail(f"{where}.filename", f"one of the files listed in 'files' (got {filename[:80]!r}); "
+                                      "every graph is loaded from the folder and verified")
+        for i, item in enumerate(get(entry, "inputs", f"{where}.", list, "a list of inputs")):
             if not (isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("shape"), list)
                     and all(isinstance(d, (int, str)) and not isinstance(d, bool) for d in item["shape"])):
-                fail(f"graphs.{graph}.inputs[{i}]", "an object with a name and a shape (a list of sizes and axis names)")
+                fail(f"{where}.inputs[{i}]", "an object with a name and a shape (a list of sizes and axis names)")
     shape(get(manifest, "video", "", dict, "an object with a shape"), "shape", "video.")
     shape(manifest, "latent_shape", "")
     vocab = get(manifest, "vocab", "", dict, "an object")

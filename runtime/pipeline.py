@@ -38,23 +38,31 @@ class Engine(Protocol):
 
 
 class OrtEngine:
-    """The three ONNX graphs of a verified artifacts folder as ONNX Runtime sessions.
+    """The graphs of a verified artifacts folder as ONNX Runtime sessions.
 
-    Plain `run()` on every provider: the step samples inside the graph, so only its small
-    outputs (tokens and their probabilities) and the inputs of each call cross to and from
-    a GPU; logits never leave it. (IO binding with inputs bound from host memory, as it
-    was, gained nothing over that and was removed.)
+    A step is two sessions: the transformer (`transformer_step.onnx`, -> logits) and a
+    float32 sampler (`manifest['samplers']`): 'plain' when guidance, top-k and top-p are
+    all off, else the filtered one of the provider's kind ('full' on the CPU, 'full_gpu'
+    on CUDA/TensorRT). IO binding chains them: the logits stay where the transformer wrote
+    them (GPU memory on CUDA/TensorRT) and only tokens and probabilities come back. The
+    samplers never run on TensorRT (CUDA, or the CPU, takes them): TensorRT's fp16 builder
+    may run any float32 layer in fp16, and the sampler's noise and probabilities must stay
+    float32 (`export/graphs.py`). Artifacts made before the split have one step graph that
+    samples inside (no 'samplers'); they run as before, with plain `run()`.
 
     `batch_profile` ({'opt': int, 'max': int}; default: the manifest's, else
     providers.DEFAULT_BATCH_PROFILE) sizes TensorRT's optimisation profiles; fp16
     artifacts turn on `trt_fp16_enable`. `use_tf32`: CUDA's TF32 math for fp32 MatMul and
-    Conv (None: ORT's default, on; off for results that match the CPU's).
+    Conv (None: ORT's default, on; off for results that match the CPU's); False with
+    TensorRT also sets NVIDIA_TF32_OVERRIDE=0 (`providers.disable_tf32`).
     """
 
     def __init__(self, folder: str | Path, manifest: dict, providers=None, *, allow_fallback: bool = False,
                  intra_op_num_threads: int = 0, use_tf32: bool | None = None, batch_profile: dict | None = None):
         requested = eps.with_trt_cache(eps.resolve(providers, use_tf32=use_tf32), engine_cache_key(folder))
         if eps.uses_gpu(requested):
+            if use_tf32 is False:
+                eps.disable_tf32(requested)
             eps.preload_gpu_libraries(requested)
         usable = eps.check_available(requested, allow_fallback)
         if eps.uses_gpu(usable):  # after the availability check: no advice about a GPU that is not there
@@ -74,15 +82,18 @@ class OrtEngine:
         self.sessions = {}
         for name in GRAPHS:
             graph = manifest["graphs"][name]
-            path = Path(folder) / graph["filename"]
             per_graph = eps.with_trt_options(usable, {**trt, **eps.trt_profiles(
                 graph["inputs"], profile["opt"], profile["max"], guided)})
-            try:
-                self.sessions[name] = eps.create_session(path, options, per_graph, allow_fallback)
-            except (InvalidProtobuf, InvalidGraph, NoSuchFile) as e:  # not a valid model (e.g. truncated)
-                raise ArtifactError(f"{path}: ONNX Runtime cannot load this graph ({str(e).splitlines()[0][:200]}); "
-                                    "re-export the artifacts") from None
+            self.sessions[name] = _session(Path(folder) / graph["filename"], options, per_graph, allow_fallback)
         self.providers = self.sessions["transformer_step"].get_providers()
+        # sampler variant -> session; empty for a single step graph (artifacts before the split)
+        self.samplers = {}
+        if "samplers" in manifest:
+            float32_only = eps.without_tensorrt(usable)
+            for variant, name in pick_samplers(manifest["samplers"], eps.uses_gpu(usable)).items():
+                self.samplers[variant] = _session(Path(folder) / manifest["samplers"][name]["filename"], options,
+                                                  float32_only, allow_fallback)
+        self.logits_device = eps.output_device(usable)
 
     def run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.sessions[name].run(None, feeds)
@@ -91,11 +102,52 @@ class OrtEngine:
         return self.run("vq_encoder", {"video": np.ascontiguousarray(video, np.float32)})[0]
 
     def run_step(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        sampled, probs = self.run("transformer_step", feeds)
+        if not self.samplers:
+            sampled, probs = self.run("transformer_step", feeds)
+            return sampled, probs
+        body = self.sessions["transformer_step"]
+        binding = body.io_binding()
+        for meta in body.get_inputs():
+            binding.bind_cpu_input(meta.name, np.ascontiguousarray(feeds[meta.name]))
+        binding.bind_output("logits", *self.logits_device)  # stays on the device
+        body.run_with_iobinding(binding)
+        sampler = self.samplers["plain" if is_plain(feeds) else "filtered"]
+        chained = sampler.io_binding()
+        chained.bind_ortvalue_input("logits", binding.get_outputs()[0])
+        for meta in sampler.get_inputs()[1:]:
+            chained.bind_cpu_input(meta.name, np.ascontiguousarray(feeds[meta.name]))
+        for meta in sampler.get_outputs():
+            chained.bind_output(meta.name)  # to host memory
+        sampler.run_with_iobinding(chained)
+        sampled, probs = chained.copy_outputs_to_cpu()
         return sampled, probs
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
         return self.run("vq_decoder", {"tokens": np.ascontiguousarray(tokens, np.int64)})[0]
+
+
+def _session(path: Path, options: ort.SessionOptions, providers: list, allow_fallback: bool) -> ort.InferenceSession:
+    try:
+        return eps.create_session(path, options, providers, allow_fallback)
+    except (InvalidProtobuf, InvalidGraph, NoSuchFile) as e:  # not a valid model (e.g. truncated)
+        raise ArtifactError(f"{path}: ONNX Runtime cannot load this graph ({str(e).splitlines()[0][:200]}); "
+                            "re-export the artifacts") from None
+
+
+def pick_samplers(samplers: dict, gpu: bool) -> dict[str, str]:
+    """{'plain': 'plain', 'filtered': the filtered sampler for this kind of provider}: on a
+    GPU 'full_gpu' (a constant TopK width), on the CPU 'full' (sorts only what the filters
+    need); the other one where a folder has only that (same tokens, see check_gpu_artifacts)."""
+    preferred = ("full_gpu", "full") if gpu else ("full", "full_gpu")
+    return {"plain": "plain", "filtered": next(name for name in preferred if name in samplers)}
+
+
+def is_plain(feeds: dict[str, np.ndarray]) -> bool:
+    """Guidance, top-k and top-p all off (the official default), and no guidance rows: the
+    'plain' sampler gives the same tokens as the filtered one, without its work."""
+    top_p = float(feeds["top_p"])
+    return (int(feeds["top_k"]) == 0 and not 0 < top_p < 1 and float(feeds["guidance_scale"]) == 0
+            and feeds["tokens"].shape[0] == feeds["seeds"].shape[0])
 
 
 def check_gpu_artifacts(manifest: dict) -> None:
@@ -107,10 +159,10 @@ def check_gpu_artifacts(manifest: dict) -> None:
             f"these artifacts are int8 ({manifest['precision']}), which runs on the CPU only: CUDA and TensorRT "
             "have no kernels for its DynamicQuantizeLinear / uint8 MatMulInteger. Use providers='cpu', or "
             "export fp32 or fp16 artifacts for the GPU (export_all.py --target gpu, or --fp16)")
-    if manifest.get("target", "cpu") != "gpu":
+    if "gpu" not in manifest.get("target", "cpu").split("+"):
         warnings.warn("these artifacts were exported for the CPU: the step's TopK width is computed at run time, "
-                      "which costs a device sync per step on CUDA and splits TensorRT's engine; export with "
-                      "--target gpu (or --fp16) for GPUs", RuntimeWarning, stacklevel=4)
+                      "which costs a device sync per step on CUDA and splits TensorRT's engine; re-export "
+                      "(export_all.py makes both targets by default) for GPUs", RuntimeWarning, stacklevel=4)
 
 
 _shared_arena = threading.Lock()

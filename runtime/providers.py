@@ -120,6 +120,29 @@ def trt_profiles(inputs: list[dict], opt: int, maximum: int, guided: bool = Fals
     return options
 
 
+def without_tensorrt(providers: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """`providers` less TensorRT (CUDA, which `resolve` puts behind it, takes its place):
+    for graphs that must stay float32, which TensorRT's fp16 builder does not promise."""
+    return [(n, o) for n, o in providers if n != "TensorrtExecutionProvider"]
+
+
+def output_device(providers: list[tuple[str, dict]]) -> tuple[str, int]:
+    """(device type, id) for IO binding outputs that should stay where the graph ran."""
+    for name, options in providers:
+        if name in GPU:
+            return "cuda", int(options.get("device_id", 0))
+    return "cpu", 0
+
+
+def disable_tf32(providers: list[tuple[str, dict]]) -> None:
+    """TF32 off on TensorRT too. ORT's TensorRT provider has no TF32 option, and TensorRT
+    allows TF32 for float32 layers by default (BuilderFlag::kTF32); NVIDIA's libraries read
+    NVIDIA_TF32_OVERRIDE=0 as 'no TF32' when they start, so it is set for this process
+    before any GPU session exists (CUDA gets its own `use_tf32` option from `resolve`)."""
+    if any(name == "TensorrtExecutionProvider" for name, _ in providers):
+        os.environ["NVIDIA_TF32_OVERRIDE"] = "0"
+
+
 def with_trt_options(providers: list[tuple[str, dict]], extra: dict[str, Any]) -> list[tuple[str, dict]]:
     """`providers` with `extra` added to TensorRT's options (the caller's own options win)."""
     return [(n, {**extra, **o} if n == "TensorrtExecutionProvider" else o) for n, o in providers]

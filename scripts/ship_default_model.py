@@ -3,10 +3,12 @@
     python scripts/ship_default_model.py --weights runs/transformer/model.safetensors
 
 Writes `magvit_onnx/default_model/weights.safetensors` (the weights stored in fp16, half
-the size; the package must stay under 50 MB) and exports the three fp32 ONNX graphs +
-manifest from exactly those fp16-rounded weights into `magvit_onnx/default_model/artifacts`,
-then checks ONNX Runtime against the PyTorch reference (`export_all.py --check`; exits 1
-when parity fails).
+the size; the package must stay under 50 MB) and exports the fp32 ONNX graphs + manifest
+from exactly those fp16-rounded weights into `magvit_onnx/default_model/artifacts`, then
+checks ONNX Runtime against the PyTorch reference (`export_all.py --check`; exits 1 when
+parity fails). The artifacts serve the CPU and the GPU alike: the step's transformer is one
+graph for both, and the step's sampler ships in each target's variant (a few kB each), so
+`Generator(providers="cuda")` runs the GPU's (a constant TopK width) without an export.
 
 `--tokenizer runs/tokenizer_ft/tokenizer.safetensors` takes the decoder from a decoder-only
 fine-tune (`train_tokenizer.py --init ... --decoder-only`); its encoder and codebook must equal

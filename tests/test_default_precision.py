@@ -5,13 +5,16 @@ error could not fail; trained weights are confident, and the old int8 limit (pro
 within 0.1 everywhere) failed on them (0.906 where int8 moved a token). The stated limits
 (`export_all.LIMITS`) are token agreement plus the probability error where tokens agree.
 """
+import onnx
 import pytest
 
 from magvit_onnx.export.export_all import LIMITS, parity_failures
 from magvit_onnx.export.exporter import export_all
+from magvit_onnx.export.gpu_coverage import input_types
 from magvit_onnx.export.parity import check_parity
 from magvit_onnx.models.checkpoint import load_checkpoint
 from magvit_onnx.paths import DEFAULT_WEIGHTS
+from magvit_onnx.runtime.artifacts import load_manifest
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,12 @@ def test_reduced_precision_meets_its_stated_limits_on_the_shipped_model(shipped,
     report = check_parity(tmp_path, config, vq, transformer, batch=1, tasks=("frame_prediction",), steps=2)
     assert parity_failures(report, precision) == []
     assert report["step_token_agreement"] < 1 or precision == "fp16"  # int8 does move tokens: the check can fail
+    if precision == "fp16":
+        # The transformer in fp16 (ORT's CPU kernels), the sampler a float32 graph of its own:
+        # TensorRT's fp16 builder on a GPU never sees it (issue 30). Measured 0.9995.
+        assert report["step_token_agreement"] >= 0.99
+        for name, entry in load_manifest(tmp_path)["samplers"].items():
+            assert "float16" not in input_types(onnx.load(str(tmp_path / entry["filename"]))).values(), name
 
 
 def test_int8_is_judged_on_agreement_not_on_the_moved_tokens_probabilities():

@@ -29,7 +29,8 @@ from magvit_onnx.runtime.providers import ProviderError
 from magvit_onnx.runtime.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
-GRAPH_FILES = ("vq_encoder.onnx", "transformer_step.onnx", "vq_decoder.onnx")
+GRAPH_FILES = ("vq_encoder.onnx", "transformer_step.onnx", "vq_decoder.onnx", "sampler_plain.onnx",
+               "sampler_full.onnx", "sampler_full_gpu.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +67,13 @@ def test_manifest(exported):
     assert manifest["vocab"]["vocab_size"] == config.vocab.size and manifest["vocab"]["special_tokens"]["MASK"] == -1
     for name in GRAPH_FILES:
         assert manifest["files"][name]["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    step = manifest["graphs"]["transformer_step"]
-    assert [i["name"] for i in step["inputs"]] == ["tokens", "prefix", "segment_ids", "seeds", "temperature",
-                                                   "top_k", "top_p", "guidance_scale"]
-    assert [o["name"] for o in step["outputs"]] == ["sampled", "probs"]
+    step, samplers = manifest["graphs"]["transformer_step"], manifest["samplers"]
+    assert [i["name"] for i in step["inputs"]] == ["tokens", "prefix", "segment_ids"]
+    assert [o["name"] for o in step["outputs"]] == ["logits"] and manifest["target"] == "cpu+gpu"
+    assert [i["name"] for i in samplers["plain"]["inputs"]] == ["logits", "seeds", "temperature"]
+    assert [i["name"] for i in samplers["full_gpu"]["inputs"]] == ["logits", "seeds", "temperature", "top_k",
+                                                                   "top_p", "guidance_scale"]
+    assert all([o["name"] for o in entry["outputs"]] == ["sampled", "probs"] for entry in samplers.values())
     assert manifest["config"]["vq"]["video_shape"] == [8, 32, 32] and "torch" in manifest["versions"]
     assert manifest["versions"]["magvit-onnx"] == magvit_onnx.__version__
 
@@ -164,7 +168,7 @@ def test_in_graph_sampling_follows_the_softmax():
 def test_step_sorts_only_what_the_filters_need(exported):
     """The step's one TopK takes its width from top_k / top_p at run time (1 when both are
     off), never the whole vocabulary as a constant: the full sort was a quarter of a step."""
-    graph = onnx.load(str(exported[0] / "transformer_step.onnx")).graph
+    graph = onnx.load(str(exported[0] / "sampler_full.onnx")).graph
     (topk,) = [n for n in graph.node if n.op_type == "TopK"]
     constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
     assert topk.input[1] not in constants
@@ -332,7 +336,8 @@ def test_compare_artifacts_measures_token_agreement(exported, tmp_path):
 def test_profile_graphs_reports_operators_and_fusions(exported, tmp_path):
     run_script("profile_graphs.py", "--artifacts", exported[0], "--runs", 1, "--fused", "--json", tmp_path / "p.json")
     report = json.loads((tmp_path / "p.json").read_text())
-    assert set(report["graphs"]) == {"vq_encoder", "transformer_step", "vq_decoder", "transformer_step_fused"}
+    assert set(report["graphs"]) == {"vq_encoder", "transformer_step", "vq_decoder", "transformer_step_fused",
+                                     "sampler_plain", "sampler_full", "sampler_full_gpu"}
     assert "Conv" in report["graphs"]["vq_encoder"]["ops"] and "MatMul" in report["graphs"]["transformer_step"]["ops"]
     assert report["fusions"].get("Attention") == exported[1].transformer.num_layers  # one per layer
     assert "Attention" in report["graphs"]["transformer_step_fused"]["ops"]

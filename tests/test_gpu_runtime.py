@@ -42,9 +42,23 @@ def gpu_machine(monkeypatch):
     return preloads
 
 
+BODY_INPUTS = ("tokens", "prefix", "segment_ids")
+
+
 def manifest(**changes) -> dict:
+    """The default model's manifest in the layout export_all writes (the step as the
+    transformer + samplers, whatever layout the shipped folder has)."""
     m = copy.deepcopy(load_manifest(DEFAULT_ARTIFACTS, verify=False))
-    m.update({"target": "gpu", **changes})
+    step = m["graphs"]["transformer_step"]
+    scalars = [i for i in step["inputs"] if i["name"] not in BODY_INPUTS]  # seeds + scalars (old layout)
+    if "samplers" not in m:
+        n = m["latent_shape"][0] * m["latent_shape"][1] * m["latent_shape"][2]
+        logits = {"name": "logits", "dtype": "float32", "shape": ["rows", n, m["vocab"]["codebook_size"]]}
+        step["inputs"] = [i for i in step["inputs"] if i["name"] in BODY_INPUTS]
+        m["samplers"] = {name: {"filename": f"sampler_{name}.onnx",
+                                "inputs": [logits, *scalars[:2 if name == "plain" else None]]}
+                         for name in ("plain", "full", "full_gpu")}
+    m.update({"target": "cpu+gpu", **changes})
     return m
 
 
@@ -65,12 +79,12 @@ def test_tensorrt_gets_cuda_behind_it_on_the_same_device():
 def test_tensorrt_profiles_cover_the_batch_range_and_guidance_rows(gpu_machine):
     engine = OrtEngine(DEFAULT_ARTIFACTS, manifest(), "tensorrt", batch_profile={"opt": 4, "max": 16})
     by_graph = {os.path.basename(s.path).removesuffix(".onnx"): s for s in RecordingSession.made}
-    assert set(by_graph) == set(GRAPHS) and engine.providers == [TRT, CUDA, CPU]
+    assert set(by_graph) == {*GRAPHS, "sampler_plain", "sampler_full_gpu"} and engine.providers == [TRT, CUDA, CPU]
     step = options_of(by_graph["transformer_step"], TRT)
     n = 4 * 16 * 16  # the default model's latent tokens
-    assert step["trt_profile_min_shapes"] == f"tokens:1x{n},prefix:1x2,segment_ids:1x{n},seeds:1x{n}"
-    assert step["trt_profile_opt_shapes"] == f"tokens:4x{n},prefix:4x2,segment_ids:4x{n},seeds:4x{n}"
-    assert step["trt_profile_max_shapes"] == f"tokens:32x{n},prefix:32x2,segment_ids:32x{n},seeds:16x{n}"
+    assert step["trt_profile_min_shapes"] == f"tokens:1x{n},prefix:1x2,segment_ids:1x{n}"
+    assert step["trt_profile_opt_shapes"] == f"tokens:4x{n},prefix:4x2,segment_ids:4x{n}"
+    assert step["trt_profile_max_shapes"] == f"tokens:32x{n},prefix:32x2,segment_ids:32x{n}"
     assert options_of(by_graph["vq_decoder"], TRT)["trt_profile_max_shapes"] == "tokens:16x4x16x16"
     assert options_of(by_graph["vq_encoder"], TRT)["trt_profile_min_shapes"] == "video:1x16x64x64x3"
     assert step["trt_fp16_enable"] is False and step["trt_engine_cache_enable"] is True
@@ -86,7 +100,7 @@ def test_manifest_batch_profile_and_fp16_reach_tensorrt(gpu_machine):
     trt = options_of(step, TRT)
     assert trt["trt_fp16_enable"] is True and trt["trt_engine_cache_enable"] is False
     assert trt["trt_profile_opt_shapes"].startswith("tokens:4x")  # rows = 2 x batch with guidance
-    assert trt["trt_profile_max_shapes"].endswith("seeds:8x1024")
+    assert trt["trt_profile_max_shapes"].endswith("segment_ids:16x1024")
     with pytest.raises(eps.ProviderError, match="1 <= opt <= max"):
         OrtEngine(DEFAULT_ARTIFACTS, manifest(), "tensorrt", batch_profile={"opt": 9, "max": 4})
 
@@ -102,6 +116,32 @@ def test_int8_artifacts_are_refused_on_gpus(gpu_machine):
         with pytest.raises(eps.ProviderError, match="int8.*runs on the CPU only"):
             OrtEngine(DEFAULT_ARTIFACTS, int8, provider)
     assert RecordingSession.made == []
+
+
+def test_samplers_never_run_on_tensorrt_and_fit_the_provider(gpu_machine):
+    """TensorRT may run any float32 layer in fp16 once trt_fp16_enable is on; the samplers
+    are separate graphs, so their sessions get CUDA (same device) and never TensorRT, with
+    the logits bound on the GPU. A GPU picks the constant-width filter, the CPU the other."""
+    fp16 = manifest(precision="fp16 (float32 I/O)")
+    engine = OrtEngine(DEFAULT_ARTIFACTS, fp16, [("tensorrt", {"device_id": 1})])
+    samplers = [s for s in RecordingSession.made if "sampler_" in s.path]
+    assert sorted(os.path.basename(s.path) for s in samplers) == ["sampler_full_gpu.onnx", "sampler_plain.onnx"]
+    for session in samplers:
+        assert [n for n, _ in session.requested] == [CUDA, CPU] and options_of(session, CUDA)["device_id"] == 1
+    assert options_of(next(s for s in RecordingSession.made if "transformer_step" in s.path), TRT)["trt_fp16_enable"]
+    assert engine.logits_device == ("cuda", 1)
+    RecordingSession.made = []
+    assert OrtEngine(DEFAULT_ARTIFACTS, fp16, "cpu").logits_device == ("cpu", 0)
+    assert "sampler_full.onnx" in [os.path.basename(s.path) for s in RecordingSession.made]
+
+
+def test_tf32_off_reaches_tensorrt_through_the_environment(gpu_machine, monkeypatch):
+    """ORT's TensorRT provider has no TF32 option and TensorRT allows TF32 by default."""
+    monkeypatch.delenv("NVIDIA_TF32_OVERRIDE", raising=False)
+    OrtEngine(DEFAULT_ARTIFACTS, manifest(), "cuda", use_tf32=False)
+    assert "NVIDIA_TF32_OVERRIDE" not in os.environ  # CUDA has its own option (use_tf32 = 0)
+    OrtEngine(DEFAULT_ARTIFACTS, manifest(), "tensorrt", use_tf32=False)
+    assert os.environ["NVIDIA_TF32_OVERRIDE"] == "0"
 
 
 def test_cpu_target_artifacts_warn_on_gpus(gpu_machine):
