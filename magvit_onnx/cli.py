@@ -50,7 +50,20 @@ def main(ctx):
               help="Keep the input's pixels in each condition region exactly (official option; off by default, "
                    "as in the official configs).")
 def demo(out, artifacts, providers, seed, steps, replace_condition_pixels):
-    """Run all ten tasks on synthetic test clips: mp4 + GIF per task and contact_sheet.png."""
+    """Run every task on test clips and photographs: videos, contact sheet, demo.json.
+
+    Every task of the model on synthetic test clips, then FP, IPC and OPC on camera moves
+    over photographs, then outputs beyond one clip. Written into --out:
+
+    \b
+    <task>.mp4/.gif                  input | condition | output, one per task
+    photo_<clip>_<task>.mp4/.gif     the same on a photograph clip (cat, astronaut)
+    long_frame_prediction.mp4/.gif   4x the model's frames from one image
+    stop_motion.mp4/.gif             frame interpolation between 3 key images
+    panorama.mp4/.gif                outpainting to 3x the model's width
+    contact_sheet.png                one row per task: input, condition, output
+    demo.json                        providers; each output's seconds and files
+    """
     known = (ArtifactError, provider_error(), ValueError)
     from magvit_onnx.demo import run_demo
 

@@ -32,6 +32,17 @@ def test_readme_test_command_is_what_ci_runs():
     assert ci_commands()[0] in commands
 
 
+def test_the_readme_demo_output_is_ignored_by_git():
+    """`magvit-onnx demo --out demo/` from the README left demo/ as untracked files in the clone."""
+    readme = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    out = re.search(r"magvit-onnx demo --out (\S+)", first_block).group(1)
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    check = subprocess.run(["git", "check-ignore", "-q", f"{out.rstrip('/')}/contact_sheet.png"], cwd=ROOT)
+    assert check.returncode == 0, f"add /{out.strip('/')}/ to .gitignore"
+
+
 def slug(heading: str) -> str:
     """GitHub's anchor of a Markdown heading."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")

@@ -20,11 +20,16 @@ def test_runtime_side_never_imports_torch():
 
 
 def test_wheel_has_one_import_root(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                            "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, text=True)
+    # the data folders are packages of their own: setuptools printed ~100 lines of
+    # "Package would be ignored" when they were package data of magvit_onnx
+    assert "would be ignored" not in built.stdout + built.stderr
     wheel = next(tmp_path.glob("magvit_onnx-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"magvit_onnx"}
-    for sub in ("models/vqvae.py", "runtime/masking.py", "runtime/commit.py", "export/__init__.py"):
+    for sub in ("models/vqvae.py", "runtime/masking.py", "runtime/commit.py", "export/__init__.py",
+                "default_model/weights.safetensors", "default_model/artifacts/manifest.json",
+                "default_model/artifacts/transformer_step.onnx", "demo_clips/cat.mp4"):
         assert f"magvit_onnx/{sub}" in names
