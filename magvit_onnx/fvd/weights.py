@@ -58,6 +58,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+try:  # numpy 2 (numpy.core is its deprecated alias)
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy 1.26
+    from numpy.core.multiarray import _reconstruct
+
+
 class _ArraysOnly(pickle.Unpickler):
     """Resolves exactly the three names a pickled float ndarray needs; any other global
     (the way a pickle runs code) is refused."""
@@ -68,7 +74,7 @@ class _ArraysOnly(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays are accepted")
-        return {"_reconstruct": np._core.multiarray._reconstruct, "ndarray": np.ndarray, "dtype": np.dtype}[name]
+        return {"_reconstruct": _reconstruct, "ndarray": np.ndarray, "dtype": np.dtype}[name]
 
 
 def load_arrays(data: bytes) -> dict[str, np.ndarray]:
