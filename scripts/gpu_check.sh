@@ -1,42 +1,101 @@
 #!/usr/bin/env bash
-# scripts/gpu_check.py on a bare GPU machine (torch with CUDA and a CPU onnxruntime in its
-# image, no package index), without installing this package.
+# The GPU session in one command of at most 8 minutes: scripts/gpu_check.py on a lent GPU
+# machine (its image has torch with CUDA, onnx, onnxscript, safetensors and click, but a CPU
+# onnxruntime and no package index), without installing this package.
 #
-#   Here, once:  bash scripts/gpu_check.sh --prepare   # cp312 wheels of onnx, onnxscript, safetensors,
-#                                                       # click (+ their deps) into .gpuwheels/ (~25 MB)
-#                bash ../shared/tools/ort-gpu-parts.sh  # onnxruntime-gpu in parts; make the device calls it prints
-#   There:       bash scripts/gpu_check.sh [gpu_check.py options]   # carry [".gpuwheels"]; JSON into $OUT
+#   Here, once:  bash scripts/gpu_check.sh --prepare
+#                  the onnxruntime-gpu wheel (../shared/tools/ort-gpu-parts.sh fetches it) in parts
+#                  that each fit one device call beside this working tree, and the calls to make
+#   There:       the printed part calls, back to back, then
+#                bash scripts/gpu_check.sh [gpu_check.py options]   # carry [".ortgpu/NAME", ".ortgpu/SHA256"]
+#                  onnxruntime-gpu from /tmp/ortgpu/part-*, then gpu_check.py: the shipped model and
+#                  preset B, CUDA then TensorRT (fp32 with TF32 off, then fp16), speed at batch 1, 16
+#                  and 64 against torch eager and bf16 autocast; $OUT/gpu_check.json after every
+#                  section, the log in $OUT/gpu_check.log
+#   Anywhere:    bash scripts/gpu_check.sh --smoke [options]  # the same sequence on CPU, tiny model (CI)
 #
-# The onnxruntime-gpu wheel is put together from /tmp/ortgpu/part-* (the parts script's calls)
-# and goes first on PYTHONPATH, ahead of the image's CPU onnxruntime.
+# Time: GPU_CHECK_SECONDS (default 470) caps the whole command; gpu_check.py starts no check
+# after the last 100 s of it, and is stopped at the cap (its JSON is whole after every check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+start=$SECONDS
+limit=${GPU_CHECK_SECONDS:-470}
+python=${PYTHON:-python3}
+
 if [ "${1:-}" = "--prepare" ]; then
-  mkdir -p .gpuwheels
-  exclude=$(git rev-parse --git-path info/exclude)
-  grep -qx '/.gpuwheels/' "$exclude" 2>/dev/null || echo '/.gpuwheels/' >> "$exclude"
-  python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .gpuwheels \
-    onnx onnxscript safetensors click
-  rm -f .gpuwheels/numpy-*.whl .gpuwheels/sympy-*.whl .gpuwheels/mpmath-*.whl  # the image's (torch needs them) stay
-  ls .gpuwheels
+  # The device call's working tree (tracked and unignored files) plus one part must stay
+  # under 64 MiB, so the parts are sized from this tree, with 4 MiB to spare for growth.
+  bash "${ORT_GPU_TOOLS:-../shared/tools}/ort-gpu-parts.sh" > /dev/null
+  wheel=$(mktemp -d)/$(cat .ortgpu/NAME)
+  cat .ortgpu/part-* > "$wheel"
+  tree=$(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -n1 | cut -f1)
+  part=$(( 64 * 1024 * 1024 - tree - 4 * 1024 * 1024 ))
+  [ "$part" -gt $(( 8 * 1024 * 1024 )) ] || { echo "the working tree ($tree bytes) leaves no room for wheel parts under 64 MiB" >&2; exit 1; }
+  rm -f .ortgpu/part-*
+  split -b "$part" -d "$wheel" .ortgpu/part-
+  (cd "$(dirname "$wheel")" && sha256sum "$(basename "$wheel")") > .ortgpu/SHA256
+  rm -r "$(dirname "$wheel")"
+  echo "$(ls .ortgpu/part-* | wc -l) parts of $(( part / 1024 / 1024 )) MiB (working tree $(( tree / 1024 / 1024 )) MiB)."
+  echo "Device calls, back to back (the machine goes back after ~30 s idle):"
+  for p in .ortgpu/part-*; do
+    echo "  run carry=[\"$p\"] command='mkdir -p /tmp/ortgpu && cp $p /tmp/ortgpu/'"
+  done
+  echo "  run carry=[\".ortgpu/NAME\", \".ortgpu/SHA256\"] timeout_s=540 command='bash scripts/gpu_check.sh'"
   exit 0
 fi
-if [ -d /tmp/ortgpu ] && [ ! -d /tmp/ortsite/onnxruntime ]; then
-  wheel=/tmp/ortgpu/$(cat .ortgpu/NAME 2>/dev/null || ls /tmp/ortgpu | grep -m1 '\.whl$')
-  [ -f "$wheel" ] || cat /tmp/ortgpu/part-* > "$wheel"
-  python3 -m pip install -q --no-index --no-deps --target /tmp/ortsite "$wheel"
+
+smoke=0
+if [ "${1:-}" = "--smoke" ]; then
+  smoke=1
+  shift
 fi
-site=/tmp/gpucheck-site
-if [ -d .gpuwheels ] && [ ! -d "$site" ]; then
-  python3 -m pip install -q --no-index --no-deps --target "$site" .gpuwheels/*.whl
+out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
+log=$out/gpu_check.log
+say() { echo "[gpu_check.sh $(( SECONDS - start )) s] $*" | tee -a "$log"; }
+
+# onnxruntime-gpu from the parts, first on the path (ahead of the image's CPU onnxruntime).
+site=/tmp/ortsite
+if [ "$smoke" = 0 ] && [ ! -d "$site/onnxruntime" ]; then
+  if [ -f .ortgpu/NAME ] && ls /tmp/ortgpu/part-* > /dev/null 2>&1; then
+    wheel=/tmp/ortgpu/$(cat .ortgpu/NAME)
+    cat /tmp/ortgpu/part-* > "$wheel"
+    if (cd /tmp/ortgpu && sha256sum --quiet -c "$root/.ortgpu/SHA256"); then
+      "$python" -m pip install -q --no-index --no-deps --target "$site" "$wheel"
+    else
+      say "onnxruntime-gpu: the parts in /tmp/ortgpu do not make the wheel .ortgpu/SHA256 names (a part missing?); going on with the image's onnxruntime"
+    fi
+  else
+    say "onnxruntime-gpu: no parts in /tmp/ortgpu (see --prepare); going on with the image's onnxruntime"
+  fi
 fi
 # The package as installed (models/, runtime/, export/ inside magvit_onnx), as links.
-src=/tmp/gpucheck-src/magvit_onnx
-rm -rf /tmp/gpucheck-src && mkdir -p "$src"
-for entry in "$root"/magvit_onnx/*; do ln -s "$entry" "$src/"; done
-for part in models runtime export; do ln -s "$root/$part" "$src/$part"; done
-export PYTHONPATH=/tmp/ortsite:$site:/tmp/gpucheck-src${PYTHONPATH:+:$PYTHONPATH}
-python3 -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())'
-exec python3 scripts/gpu_check.py --out "${OUT:-runs/gpu_check}" "$@"
+links=$(mktemp -d)
+trap 'rm -rf "$links"' EXIT
+mkdir "$links/magvit_onnx"
+for entry in "$root"/magvit_onnx/*; do ln -s "$entry" "$links/magvit_onnx/"; done
+for part in models runtime export; do ln -s "$root/$part" "$links/magvit_onnx/$part"; done
+path=$links
+[ "$smoke" = 1 ] || path=$site:$links  # the GPU wheel, never in a smoke run
+export PYTHONPATH=$path${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1
+# TensorRT has no TF32 option in ORT and allows TF32 by default; NVIDIA's libraries read
+# this once at start. fp32 parity needs TF32 off (torch and ORT's CUDA turn it off themselves).
+export NVIDIA_TF32_OVERRIDE=0
+
+if [ "$smoke" = 1 ]; then
+  defaults=(--small --providers cpu --batches 1 --repeats 1)
+else
+  defaults=(--models default,B --providers cuda,tensorrt --batches 1,16,64)
+fi
+left=$(( limit - (SECONDS - start) ))
+budget=$(( left > 160 ? left - 100 : left / 3 ))
+say "gpu_check.py: ${left} s left, no check starts after ${budget} s"
+set +e
+timeout --kill-after=10 "$left" "$python" scripts/gpu_check.py --out "$out" --budget "$budget" "${defaults[@]}" "$@" 2>&1 | tee -a "$log"
+status=${PIPESTATUS[0]}
+set -e
+[ "$status" -lt 124 ] || say "stopped at the ${limit} s cap (exit $status); $out/gpu_check.json holds every check that finished"
+say "exit $status; JSON in $out/gpu_check.json"
+exit "$status"

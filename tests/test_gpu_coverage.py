@@ -69,4 +69,5 @@ def test_tensorrt_topk_rule_is_tensorrt_10s():
         "TopK (topk): TensorRT's TopK takes K < 3840, got 4000"]
     assert uncovered(topk_model(k_at_run_time=True, classes=4096), "tensorrt") == [
         "TopK (topk): TensorRT's TopK takes K < 3840, a run-time K may reach 4096"]
-    assert uncovered(topk_model(k_at_run_time=False, sort=0), "tensorrt") == ["TopK (topk): TensorRT's TopK needs sorted=1"]
+    assert uncovered(topk_model(k_at_run_time=False, sort=0), "tensorrt") == [
+        "TopK (topk): TensorRT's TopK needs sorted=1"]
