@@ -61,10 +61,13 @@ if [ "$smoke" = 0 ] && [ ! -d "$site/onnxruntime" ]; then
   if [ -f .ortgpu/NAME ] && ls /tmp/ortgpu/part-* > /dev/null 2>&1; then
     wheel=/tmp/ortgpu/$(cat .ortgpu/NAME)
     cat /tmp/ortgpu/part-* > "$wheel"
-    if (cd /tmp/ortgpu && sha256sum --quiet -c "$root/.ortgpu/SHA256"); then
-      "$python" -m pip install -q --no-index --no-deps --target "$site" "$wheel"
-    else
+    # Any failure here is said and the check still runs: its environment section and the
+    # CUDA sessions' errors then show which onnxruntime it had.
+    if ! (cd /tmp/ortgpu && sha256sum --quiet -c "$root/.ortgpu/SHA256"); then
       say "onnxruntime-gpu: the parts in /tmp/ortgpu do not make the wheel .ortgpu/SHA256 names (a part missing?); going on with the image's onnxruntime"
+    elif ! "$python" -m pip install -q --no-index --no-deps --target "$site" "$wheel" 2>&1 | tee -a "$log"; then
+      rm -rf "$site"  # half installed would break every import of onnxruntime
+      say "onnxruntime-gpu: pip could not install $wheel; going on with the image's onnxruntime"
     fi
   else
     say "onnxruntime-gpu: no parts in /tmp/ortgpu (see --prepare); going on with the image's onnxruntime"
@@ -97,5 +100,10 @@ timeout --kill-after=10 "$left" "$python" scripts/gpu_check.py --out "$out" --bu
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -lt 124 ] || say "stopped at the ${limit} s cap (exit $status); $out/gpu_check.json holds every check that finished"
+if [ ! -f "$out/gpu_check.json" ]; then  # it died before its first section (an import, say): still a report
+  printf '{"passed": false, "finished": false, "error": "gpu_check.py exited %s before writing a report; see gpu_check.log"}\n' \
+    "$status" > "$out/gpu_check.json"
+  [ "$status" != 0 ] || status=1
+fi
 say "exit $status; JSON in $out/gpu_check.json"
 exit "$status"
