@@ -105,15 +105,31 @@ def _coverage(shape: str, centres: np.ndarray, size: float) -> np.ndarray:
     return np.clip(0.5 - distance, 0, 1)
 
 
-def render_clip(seed: int) -> tuple[np.ndarray, int]:
-    """The clip of `seed`: uint8 [FRAMES, SIZE, SIZE, 3] and its label; deterministic in seed."""
+def _draw(seed: int) -> tuple[int, str, np.ndarray, np.ndarray, float, np.ndarray]:
+    """The random choices of clip `seed`, in drawing order: label, shape, background, colour,
+    size and the object's centres [FRAMES, 2] (x, y)."""
     label = int(seed) % NUM_CLASSES
     shape, motion = SHAPES[label // len(MOTIONS)], MOTIONS[label % len(MOTIONS)]
     rng = np.random.default_rng(int(seed))
     background = _background(rng)
     colour = _object_colour(rng, background)
     size = rng.uniform(12.0, 18.0)
-    alpha = _coverage(shape, _trajectory(rng, motion, size), size)[..., None]
+    return label, shape, background, colour, size, _trajectory(rng, motion, size)
+
+
+def object_boxes(seed: int) -> np.ndarray:
+    """Where the object of clip `seed` is: int [FRAMES, 4] boxes (top, left, height, width) in
+    pixels that hold it whole (its soft edge included), clipped to the frame."""
+    *_, size, centres = _draw(seed)
+    low = np.floor(centres[:, ::-1] - size / 2 - 1).astype(int).clip(0, SIZE)
+    high = np.ceil(centres[:, ::-1] + size / 2 + 1).astype(int).clip(0, SIZE)
+    return np.concatenate([low, high - low], axis=1)
+
+
+def render_clip(seed: int) -> tuple[np.ndarray, int]:
+    """The clip of `seed`: uint8 [FRAMES, SIZE, SIZE, 3] and its label; deterministic in seed."""
+    label, shape, background, colour, size, centres = _draw(seed)
+    alpha = _coverage(shape, centres, size)[..., None]
     background, colour = background.astype(np.float32), colour.astype(np.float32)
     frames = background + alpha * (colour - background)  # [FRAMES, SIZE, SIZE, 3]
     return np.round(frames * 255).astype(np.uint8), label
