@@ -1,5 +1,6 @@
 """`magvit-onnx demo / info / export`, and scripts/evaluate.py, on a small random-init model."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,15 @@ def test_demo_writes_every_task_and_a_contact_sheet(artifacts, tmp_path):
     assert list(summary["tasks"]) == list(TASKS) + photos + list(MASK_ROWS)
     assert summary["providers"] == ["CPUExecutionProvider"]
     assert all((tmp_path / f"{stem}.mp4").stat().st_size > 0 for stem in photos + list(MASK_ROWS))
+    assert set(summary["beyond_one_clip"]) == {"long_frame_prediction", "stop_motion", "panorama"}
+    # `demo --help` names every file the demo writes (it once named only the tasks and the sheet)
+    help_text = CliRunner().invoke(main, ["demo", "--help"]).output
+    listed = [line.split()[0] for line in help_text.splitlines() if re.match(r"  \S+\.(png|json|mp4/\.gif)\s", line)]
+    videos = ".mp4/.gif"  # one name for both files
+    patterns = [re.escape(name.removesuffix(videos)).replace("<task>", f"({'|'.join(TASKS)})")
+                .replace("<clip>", "[a-z]+") + (r"\.(mp4|gif)" if name.endswith(videos) else "") for name in listed]
+    undocumented = [f.name for f in tmp_path.iterdir() if not any(re.fullmatch(p, f.name) for p in patterns)]
+    assert "demo.json" in listed and undocumented == [], (listed, undocumented)
 
 
 def test_info(artifacts):
