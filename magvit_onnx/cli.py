@@ -53,11 +53,14 @@ def demo(out, artifacts, providers, seed, steps, replace_condition_pixels):
     """Run every task on test clips and photographs: videos, contact sheet, demo.json.
 
     Every task of the model on synthetic test clips, then FP, IPC and OPC on camera moves
-    over photographs, then outputs beyond one clip. Written into --out:
+    over photographs, then two masks of any-region inpainting, then outputs beyond one clip.
+    Written into --out:
 
     \b
     <task>.mp4/.gif                  input | condition | output, one per task
     photo_<clip>_<task>.mp4/.gif     the same on a photograph clip (cat, astronaut)
+    remove_object.mp4/.gif           inpainting a mask: a box following a moving shape
+    extend_right.mp4/.gif            inpainting a mask: a photograph clip extended right
     long_frame_prediction.mp4/.gif   4x the model's frames from one image
     stop_motion.mp4/.gif             frame interpolation between 3 key images
     panorama.mp4/.gif                outpainting to 3x the model's width
