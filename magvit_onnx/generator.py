@@ -11,6 +11,7 @@ Thread-safe: one Generator may be shared by several threads.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -18,17 +19,27 @@ import numpy as np
 
 from magvit_onnx import limits
 from magvit_onnx.paths import default_artifacts
-from magvit_onnx.runtime import extend, regions, tasks as task_registry
+from magvit_onnx.runtime import decoding as decoding_rules, extend, regions, tasks as task_registry
 from magvit_onnx.runtime.pipeline import Pipeline
 
 
 class Generator:
     def __init__(self, artifacts: str | Path | None = None, providers=None, *, allow_fallback: bool = False,
-                 intra_op_num_threads: int = 0, use_tf32: bool | None = None, batch_profile: dict | None = None):
+                 intra_op_num_threads: int = 0, use_tf32: bool | None = None, batch_profile: dict | None = None,
+                 decoding: str = "model"):
         """Load an artifacts folder (None: the shipped default model) on `providers`
         ('cpu', 'cuda', 'tensorrt', a list of them, or (name, options) pairs).
         `use_tf32` (CUDA's TF32 math; None: ORT's default, on) and `batch_profile`
-        ({'opt', 'max'}: TensorRT's batch range) only matter on GPUs."""
+        ({'opt', 'max'}: TensorRT's batch range) only matter on GPUs. `decoding`: "model" takes the
+        per-task decoding defaults chosen for this model where its manifest has them
+        (`decoding_by_task`), "official" the official ones (`runtime/decoding.py`)."""
+        self.decoding = decoding_rules.check_choice(decoding)
+        if not (artifacts is None or isinstance(artifacts, (str, os.PathLike))):
+            raise ValueError(f"artifacts must be a folder path (str or Path) or None for the shipped model, "
+                             f"got {type(artifacts).__name__} {limits.shown(artifacts)}")
+        # 0 = ONNX Runtime's default (one thread per physical core)
+        intra_op_num_threads = limits.check_integer("intra_op_num_threads", intra_op_num_threads, 0,
+                                                    limits.MAX_THREADS)
         self.artifacts = default_artifacts() if artifacts is None else Path(artifacts)
         self._pipeline = Pipeline.from_artifacts(self.artifacts, providers, allow_fallback=allow_fallback,
                                                  intra_op_num_threads=intra_op_num_threads, use_tf32=use_tf32,
@@ -147,8 +158,10 @@ class Generator:
         (`runtime/regions.py`). Outpainting is the same call with the mask inverted.
         seed: an int, or one int per input: then every input's clips equal those of a call
         with that input alone (batching never changes a result).
-        Unset decoding settings come from the manifest (official: 12 steps, cosine,
-        mask temperature 4.5, sampling temperature 1, no guidance, no top-k/top-p).
+        Unset decoding settings come from the manifest: this model's per-task choice where it
+        has one and the Generator was made with decoding="model" (the default), else the
+        official defaults (12 steps, cosine, mask temperature 4.5, sampling temperature 1, no
+        guidance, no top-k/top-p).
 
         Beyond one model-sized clip (README "Long videos, stop motion and panoramas";
         each costs (windows) x steps transformer calls, `runtime/extend.py`):
@@ -165,6 +178,11 @@ class Generator:
         outpainting_h (which extends up and down).
         """
         spec = self._task(task)
+        tuned = decoding_rules.by_task(self.manifest, spec.name, self.decoding)  # fills what the call leaves unset
+        sampling_temperature, mask_temperature, top_k, top_p = (
+            tuned.get(name) if value is None else value for name, value in (
+                ("sampling_temperature", sampling_temperature), ("mask_temperature", mask_temperature),
+                ("top_k", top_k), ("top_p", top_p)))
         settings = self._settings(num_videos, steps, sampling_temperature, mask_temperature,
                                   guidance_scale, top_k, top_p, schedule)
         if spec is task_registry.MASK_TASK:

@@ -22,3 +22,6 @@ ARTIFACTS = click.option("--artifacts", type=click.Path(file_okay=False), defaul
                          help="Artifacts folder (default: the shipped default model).")
 PROVIDERS = click.option("--providers", default="cpu", show_default=True, callback=check_providers,
                          help="Execution providers, comma-separated: cpu, cuda, tensorrt.")
+DECODING = click.option("--decoding", type=click.Choice(["model", "official"]), default="model", show_default=True,
+                        help="Decoding defaults: this model's per-task choice (where its manifest has one) or the "
+                             "official ones (docs/model-card.md).")

@@ -90,12 +90,12 @@ class RayWorker:
     """A Ray Data callable class: one Generator per actor; groups of jobs in, report rows out."""
 
     def __init__(self, artifacts: str | None, providers: str, out: str, shard: tuple[int, int],
-                 configs: dict[str, str], stop):
+                 configs: dict[str, str], stop, decoding: str = "model"):
         from magvit_onnx.generator import Generator
 
         self.stop = stop
-        self.facts = batch.ModelFacts.load(artifacts)
-        self.generator = Generator(self.facts.folder, providers)
+        self.facts = batch.ModelFacts.load(artifacts, decoding)
+        self.generator = Generator(self.facts.folder, providers, decoding=decoding)
         self.out = Path(out)
         self.plan = batch.Plan(tuple(shard), [], [], [], [], configs)
 
@@ -115,7 +115,7 @@ class RayWorker:
 def run_ray(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None, providers="cpu",
             batch_size: int = 1, shard: tuple[int, int] = (0, 1), fail_fast: bool = False, workers: int = 1,
             gpus_per_worker: float = 0.0, progress: batch.Progress | None = None,
-            log: Callable[[str], None] | None = None) -> batch.Summary:
+            log: Callable[[str], None] | None = None, decoding: str = "model") -> batch.Summary:
     """`batch.run` on Ray Data (see the module docstring); same Summary and RunError."""
     try:
         import ray
@@ -130,7 +130,7 @@ def run_ray(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=N
         raise batch.RunError(f"JOBS {jobs_path}: no such file", exit_code=2)
     out, report = batch.open_out(out, shard)
     try:
-        facts = batch.ModelFacts.load(artifacts)
+        facts = batch.ModelFacts.load(artifacts, decoding)
         the_plan = batch.plan(jobs_path, out, facts, shard)
     except ArtifactError as e:
         report.close()
@@ -173,12 +173,13 @@ def _run_on_ray(ray, runner: batch.Runner, the_plan: batch.Plan, facts: batch.Mo
     finished = threading.Event()
     threading.Thread(target=_forward_stop, args=(runner.stop, stop, finished), daemon=True).start()
     dataset = ray.data.from_items([{"group": pack(group)}
-                                   for group in batch.groups(the_plan.pending, batch_size, facts.decoding)])
+                                   for group in batch.groups(the_plan.pending, batch_size, facts)])
     results = dataset.map_batches(
         RayWorker, batch_size=1, concurrency=workers, num_gpus=gpus_per_worker or None,
         fn_constructor_kwargs={"artifacts": None if artifacts is None else str(facts.folder),
                                "providers": providers, "out": str(out), "shard": list(shard),
-                               "configs": the_plan.configs, "stop": stop})
+                               "configs": the_plan.configs, "stop": stop,
+                               "decoding": facts.decoding_choice})
     failed_fast = False
     try:
         for item in results.iter_rows():

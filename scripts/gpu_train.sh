@@ -24,7 +24,7 @@ python=${PYTHON:-python3}
 if [ "${1:-}" = "--smoke" ]; then
   tok=(--steps 2 --batch-size 2 --grad-accum 1 --warmup 1 --eval-every 2 --save-every 2 --log-every 1)
   tf=(--steps 2 --batch-size 2 --pool 8 --val-pool 4 --warmup 1 --eval-every 2 --save-every 2 --log-every 1)
-  device=(--device cpu --no-bf16); TOK_MIN=1; TF_MIN=1; card=(--count 1)
+  device=(--device cpu --no-bf16); TOK_MIN=30; TF_MIN=30; card=(--count 1)
 else
   "$python" -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null
   tok=(--steps 2000 --batch-size 32 --grad-accum 1 --warmup 100 --workers 12 --eval-every 250 --save-every 250 --log-every 50)

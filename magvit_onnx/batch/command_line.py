@@ -12,7 +12,7 @@ from magvit_onnx.batch.shards import parse_shard, shard_from_env
 def _command():
     import click
 
-    from magvit_onnx.options import ARTIFACTS, PROVIDERS
+    from magvit_onnx.options import ARTIFACTS, DECODING, PROVIDERS
 
     @click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
     @click.argument("jobs", type=click.Path(exists=True, dir_okay=False, readable=True))
@@ -20,6 +20,7 @@ def _command():
                   help="Folder for the outputs and the report (created if missing).")
     @ARTIFACTS
     @PROVIDERS
+    @DECODING
     @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
                   help="Jobs with the same task and settings generated in one call (results equal batch size 1).")
     @click.option("--shard", default=None, metavar="INDEX/COUNT",
@@ -35,7 +36,7 @@ def _command():
     @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
                   help="With --ray: GPUs per Ray actor.")
     def run_command(jobs, out, artifacts, providers, batch_size, shard, num_shards, fail_fast, workers, use_ray,
-                    gpus_per_worker):
+                    gpus_per_worker, decoding):
         """Run the generation jobs of JOBS (JSON Lines) into --out, resumably.
 
         Each line: {"id", "task", "input"?, "class"?|"class_id"?, "seed"?, "steps"?,
@@ -58,10 +59,11 @@ def _command():
                 from magvit_onnx.ray_batch import run_ray
 
                 summary = run_ray(jobs, out, artifacts=artifacts, providers=providers, batch_size=batch_size,
-                                  shard=where, fail_fast=fail_fast, workers=workers, gpus_per_worker=gpus_per_worker)
+                                  shard=where, fail_fast=fail_fast, workers=workers, gpus_per_worker=gpus_per_worker,
+                                  decoding=decoding)
             else:
                 summary = run(jobs, out, artifacts=artifacts, providers=providers, batch_size=batch_size,
-                              shard=where, fail_fast=fail_fast, workers=workers)
+                              shard=where, fail_fast=fail_fast, workers=workers, decoding=decoding)
         except RunError as e:
             if e.exit_code == 2:
                 raise click.UsageError(str(e), ctx) from None

@@ -17,6 +17,7 @@ from magvit_onnx import limits
 from magvit_onnx.batch.errors import JobError
 from magvit_onnx.batch.masks import MaskSpec, parse_mask
 from magvit_onnx.limits import shown
+from magvit_onnx.runtime import decoding as decoding_rules
 
 FORMATS = ("mp4", "gif", "png", "npy")
 KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_temperature", "mask_temperature",
@@ -37,13 +38,16 @@ class ModelFacts:
     num_classes: int
     video_shape: tuple[int, int, int]
     latent_shape: tuple[int, int, int]
-    decoding: dict[str, Any]
+    decoding: dict[str, Any]      # the manifest's (official) defaults
     codebook_size: int
     model_id: str                 # sha256 of manifest.json (which holds the sha256 of every graph)
+    decoding_by_task: dict[str, dict] = dataclasses.field(default_factory=dict)  # applied per task; {} = official
+    decoding_choice: str = "model"  # "model" or "official" (runtime/decoding.py)
 
     @classmethod
-    def load(cls, artifacts: str | os.PathLike | None) -> "ModelFacts":
-        """Read the manifest of `artifacts` (None: the shipped default model); raises ArtifactError."""
+    def load(cls, artifacts: str | os.PathLike | None, decoding: str = "model") -> "ModelFacts":
+        """Read the manifest of `artifacts` (None: the shipped default model); raises ArtifactError.
+        `decoding`: "model" applies the model's per-task decoding defaults, "official" does not."""
         from magvit_onnx.paths import default_artifacts
         from magvit_onnx.runtime.artifacts import load_manifest
 
@@ -52,7 +56,13 @@ class ModelFacts:
         return cls(folder=folder, tasks=served_tasks(manifest["tasks"]), num_classes=len(manifest["classes"]),
                    video_shape=tuple(manifest["video"]["shape"]), latent_shape=tuple(manifest["latent_shape"]),
                    decoding=dict(manifest["decoding"]), codebook_size=manifest["vocab"]["codebook_size"],
-                   model_id=hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest())
+                   model_id=hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest(),
+                   decoding_by_task={task: decoding_rules.by_task(manifest, task, decoding) for task in manifest["tasks"]},
+                   decoding_choice=decoding)
+
+    def defaults(self, task: str) -> dict[str, Any]:
+        """The decoding defaults of canonical task `task`."""
+        return {**self.decoding, **self.decoding_by_task.get(task, {})}
 
 
 def served_tasks(listed: dict[str, dict]) -> dict[str, dict]:
@@ -145,7 +155,7 @@ class Job:
         """sha256 of everything that determines this job's outputs (not the input's bytes)."""
         data = {"version": REPORT_VERSION, "model": facts.model_id, "task": self.task,
                 "input": None if self.input is None else str(self.input), "class": self.class_id,
-                "seed": self.seed, **self.resolved(facts.decoding), "format": self.format,
+                "seed": self.seed, **self.resolved(facts.defaults(self.task)), "format": self.format,
                 "side_by_side": self.side_by_side, "stride": self.stride or 1, "fps": self.fps,
                 "start": self.start or 0}
         if self.replace_condition_pixels:  # only when on, so reports written before the key stay valid

@@ -18,10 +18,11 @@ import numpy as np
 
 from magvit_onnx.batch.errors import RunError
 from magvit_onnx.batch.jobs import Invalid, Job, ModelFacts, read_jobs
-from magvit_onnx.batch.outputs import describe, fsync_folder, remove_stale_temporaries, write_outputs
+from magvit_onnx.batch.outputs import (describe, fsync_folder, refused_replacements, remove_stale_temporaries,
+                                       write_outputs)
 from magvit_onnx.batch.progress import Progress
-from magvit_onnx.batch.report import (ReportWriter, input_stat, is_done, latest_lines, open_plain, report_files,
-                                      report_name)
+from magvit_onnx.batch.report import (ReportWriter, claim_path, input_stat, is_done, latest_lines, listed_outputs,
+                                      open_plain, report_files, report_name)
 from magvit_onnx.batch.shards import line_key, shard_of
 from magvit_onnx.folders import unwritable, writable_folder
 
@@ -54,18 +55,25 @@ def plan(jobs_path: str | os.PathLike, out: str | os.PathLike, facts: ModelFacts
     done = [j for j in mine if any(is_done(j, row, out, configs[j.id], j.output_names(frames))
                                    for row in lines.get(j.id, []))]
     finished = {j.id for j in done}
-    return Plan(shard, mine, bad, [j for j in mine if j.id not in finished], done, configs)
+    for job in done:  # killed after its report line, before its claim was removed
+        claim_path(out, job.id).unlink(missing_ok=True)
+    pending = [j for j in mine if j.id not in finished]
+    # an output never replaces an input of the run, nor a file no run wrote: such a job is refused
+    refused = refused_replacements(jobs, pending, out, Path(jobs_path), frames, listed_outputs(out))
+    bad += [Invalid(j.line, j.id, refused[j.id], j.task) for j in pending if j.id in refused]
+    return Plan(shard, mine, bad, [j for j in pending if j.id not in refused], done, configs)
 
 
-def groups(jobs: Iterable[Job], batch_size: int, decoding: dict) -> Iterator[list[Job]]:
+def groups(jobs: Iterable[Job], batch_size: int, facts: ModelFacts) -> Iterator[list[Job]]:
     """Batches of up to `batch_size` jobs with equal group keys, each emitted as soon as it is full
     (the rest at the end, in order of first appearance)."""
     buckets: dict[tuple, list[Job]] = {}
     for job in jobs:
-        bucket = buckets.setdefault(job.group_key(decoding), [])
+        key = job.group_key(facts.defaults(job.task))
+        bucket = buckets.setdefault(key, [])
         bucket.append(job)
         if len(bucket) == batch_size:
-            yield buckets.pop(job.group_key(decoding))
+            yield buckets.pop(key)
     yield from buckets.values()
 
 
@@ -351,7 +359,7 @@ def stop_on_signals(runner: "Runner") -> Iterator[None]:
 def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None, providers="cpu",
         batch_size: int = 1, shard: tuple[int, int] = (0, 1), fail_fast: bool = False, workers: int = 1,
         progress: Progress | None = None, log: Callable[[str], None] | None = None,
-        generator_factory: Callable[[], Any] | None = None) -> Summary:
+        generator_factory: Callable[[], Any] | None = None, decoding: str = "model") -> Summary:
     """Run this shard's jobs of JOBS into `out` (see the `magvit_onnx.batch` docstring). Returns a Summary;
     raises RunError for problems of the whole run (exit_code 2: usage, 1: model or report)."""
     from magvit_onnx.runtime.artifacts import ArtifactError
@@ -370,7 +378,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
     out, report = open_out(out, shard)
     report_path = report.path
     try:
-        facts = ModelFacts.load(artifacts)
+        facts = ModelFacts.load(artifacts, decoding)
         the_plan = plan(jobs_path, out, facts, shard)
         generator = None
         if the_plan.pending:  # a model that cannot be used fails the run before any line is written
@@ -379,7 +387,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
             else:
                 from magvit_onnx.generator import Generator
 
-                generator = Generator(facts.folder, providers)
+                generator = Generator(facts.folder, providers, decoding=decoding)
     except (ArtifactError, ProviderError) as e:
         report.close()
         raise RunError(e.command_line() if isinstance(e, ProviderError) else str(e)) from None
@@ -404,7 +412,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
         with stop_on_signals(runner):
             summary.stopped = runner.record_invalid_lines(fail_fast)
             if not summary.stopped:
-                summary.stopped = _run_groups(runner, groups(the_plan.pending, batch_size, facts.decoding),
+                summary.stopped = _run_groups(runner, groups(the_plan.pending, batch_size, facts),
                                               workers, fail_fast)
     except RunError as e:  # the report itself could not be appended: say what was done, then stop
         failure = e
