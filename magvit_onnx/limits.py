@@ -46,6 +46,8 @@ SHOWN_CHARS = 80
 """A value echoed in an error message is cut to this many characters."""
 MAX_ERROR_CHARS = 1000
 """An error line in the report and on stderr is cut to this many characters."""
+MAX_THREADS = 1024
+"""ONNX Runtime's intra-op threads per session (0 = its default, one per physical core)."""
 
 
 def max_steps(latent_shape) -> int:

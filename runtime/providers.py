@@ -64,6 +64,7 @@ def resolve(providers: Sequence[ProviderSpec] | str | None, *, use_tf32: bool | 
     on the same `device_id`. `use_tf32` sets CUDA's TF32 math for fp32 MatMul/Conv
     (ORT's default is on; off gives fp32 results that match the CPU's).
     """
+    given = providers
     if providers is None:
         providers = ["cpu"]
     elif isinstance(providers, str):
@@ -71,9 +72,9 @@ def resolve(providers: Sequence[ProviderSpec] | str | None, *, use_tf32: bool | 
     valid = isinstance(providers, (list, tuple)) and all(
         isinstance(s, str) or (isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[0], str)
                                and isinstance(s[1], dict)) for s in providers)
-    if not valid:
+    if not valid or not providers:  # '' or [] would silently mean the CPU
         raise ProviderError(f"providers must be 'cpu', 'cuda', 'tensorrt', a list of them or of (name, options) "
-                            f"pairs, got {str(providers)[:80]!r}")
+                            f"pairs, got {str(given)[:80]!r}")
     out: list[tuple[str, dict[str, Any]]] = []
     for spec in providers:
         name, options = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))

@@ -11,6 +11,21 @@ import math
 import numpy as np
 
 METHODS = ("cosine", "uniform", "powN (e.g. pow2)", "log", "exp")
+POW_RANGE = (1e-6, 1e6)
+
+
+def pow_exponent(method: str) -> float:
+    """N of 'powN': a number in [1e-6, 1e6], else ValueError. pow0 and a negative N keep every
+    token masked until the last step, and one beyond float32 gives no ratio at all; N outside
+    the range is one of those in float32 (or all but)."""
+    try:
+        exponent = float(method[3:])
+    except ValueError:
+        exponent = float("nan")
+    if not POW_RANGE[0] <= exponent <= POW_RANGE[1]:  # also refuses NaN
+        raise ValueError(f"bad schedule {method!r}: powN needs a finite N > 0 (from {POW_RANGE[0]:g} to "
+                         f"{POW_RANGE[1]:g}), e.g. 'pow2'")
+    return exponent
 
 
 def mask_ratio(progress, total_unknown, method: str = "cosine"):
@@ -20,11 +35,7 @@ def mask_ratio(progress, total_unknown, method: str = "cosine"):
     if method == "uniform":
         ratio = np.float32(1) - r
     elif method.startswith("pow"):
-        try:
-            exponent = np.float32(float(method[3:]))
-        except ValueError:
-            raise ValueError(f"bad schedule {method!r}: powN needs a number, e.g. 'pow2'") from None
-        ratio = np.float32(1) - r ** exponent
+        ratio = np.float32(1) - r ** np.float32(pow_exponent(method))
     elif method == "cosine":
         ratio = np.cos(np.float32(math.pi / 2) * r)
     elif method == "log":

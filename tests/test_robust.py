@@ -163,9 +163,14 @@ def test_disk_full_while_appending_the_report(tmp_path, media, artifacts):
     ({"guidance_scale": 1e300}, "guidance_scale must be a finite number within ±1000"),
     ({"guidance_scale": -1e300}, "guidance_scale must be a finite number within ±1000"),
     ({"top_p": 1e-300}, "top_p must be at least 1e-06"),
-    ({"schedule": "pownan"}, "gives no finite mask ratio"),
+    ({"schedule": "pownan"}, "powN needs a finite N > 0"),
+    ({"schedule": "pow0"}, "bad schedule 'pow0': powN needs a finite N > 0"),
+    ({"schedule": "pow-1"}, "powN needs a finite N > 0"),
+    ({"schedule": "pow1e400"}, "powN needs a finite N > 0"),
+    ({"schedule": "powinf"}, "powN needs a finite N > 0"),
 ], ids=["steps above the latent tokens", "steps 10**9", "num_videos 65", "top_k 2**63", "temperature 1e-300",
-        "mask temperature 1e300", "guidance 1e300", "guidance -1e300", "top_p 1e-300", "schedule pow NaN"])
+        "mask temperature 1e300", "guidance 1e300", "guidance -1e300", "top_p 1e-300", "schedule pow NaN",
+        "schedule pow0", "schedule pow-1", "schedule pow1e400", "schedule powinf"])
 def test_settings_beyond_the_bounds_are_refused_by_jobs_and_generator(tmp_path, media, gen, settings, text):
     jobs = write_jobs(tmp_path / "jobs.jsonl", cg("x", **settings))
     run_batch(jobs, tmp_path / "out", gen)
@@ -536,6 +541,23 @@ def test_generator_takes_numpy_numbers(gen):
     """np.float32 settings were refused while np.int64 ones were accepted."""
     plain = gen.generate_tokens("CG", class_id=1, seed=0, steps=2, sampling_temperature=0.5, top_p=0.9)
     typed = gen.generate_tokens("CG", class_id=1, seed=np.uint64(0), steps=np.int64(2),
+@pytest.mark.parametrize("kwargs, text", [
+    ({"providers": ""}, "providers must be 'cpu', 'cuda', 'tensorrt', .* got ''"),  # was: silently the CPU
+    ({"providers": []}, "providers must be"),
+    ({"intra_op_num_threads": "x"}, "intra_op_num_threads must be an integer >= 0, got 'x'"),  # was a TypeError
+    ({"intra_op_num_threads": -5}, "intra_op_num_threads must be an integer >= 0, got -5"),  # was accepted
+])
+def test_generator_refuses_degenerate_engine_options(gen, kwargs, text):
+    """Issue 32 item 8."""
+    with pytest.raises((ValueError, ProviderError), match=text):
+        Generator(gen.artifacts, **kwargs)
+
+
+def test_generator_refuses_an_artifacts_argument_that_is_no_path():
+    with pytest.raises(ValueError, match="artifacts must be a folder path .* got int 123"):  # was a TypeError
+        Generator(123)
+
+
                                 sampling_temperature=np.float32(0.5), top_p=np.float64(0.9))
     np.testing.assert_array_equal(plain, typed)
 
