@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import warnings
 
@@ -34,6 +35,11 @@ def provider_error() -> type[Exception]:
 @click.pass_context
 def main(ctx):
     """MAGVIT over ONNX Runtime: ten video generation tasks from one model."""
+    # ONNX Runtime's telemetry writes ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ (a device
+    # id, an event database) when it initializes; its Privacy.md: "Set ORT_DISABLE_TELEMETRY=1
+    # before ONNX Runtime initializes" prevents that for the process (and Ray workers it
+    # starts). The commands promise to write nothing outside --out; an explicit value is kept.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     # A warning is one line, like an error: Python's own format adds a file, a line number and
     # the source line, which mean nothing to someone running a command.
     ctx.with_resource(warnings.catch_warnings())

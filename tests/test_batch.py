@@ -584,9 +584,11 @@ def test_torn_report_line_is_cut_off(tmp_path, media, gen):
     run_batch(jobs, out, gen)
     report = out / "report.jsonl"
     lines = report.read_bytes().splitlines(keepends=True)
-    report.write_bytes(lines[0] + lines[1][:25])  # as if killed while appending b's line
+    report.write_bytes(lines[0] + lines[1][:25])  # as if killed while appending b's line,
+    (out / ".b.outputs").write_text('["b.npy"]')  # which leaves b's claim on its outputs
     assert run_batch(jobs, out, gen).ok == 1
     assert [json.loads(line)["id"] for line in report.read_bytes().splitlines()] == ["a", "b"]
+    assert files(out) == ["a.npy", "b.npy"]
 
 
 def test_second_process_on_the_same_shard_is_refused(tmp_path, media, gen):

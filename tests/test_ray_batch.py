@@ -157,3 +157,5 @@ def test_every_jobs_key_on_the_ray_path(tmp_path, artifacts, local_ray):
                                progress=batch.Progress(0, stream=io.StringIO(), tty=False), log=lambda line: None)
     assert (on_ray.ok, on_ray.failed) == (local.ok, local.failed) == (len(lines), 0)
     assert_same_outputs(tmp_path / "ray", tmp_path / "local", batch.ModelFacts.load(artifacts).video_shape)
+    # the workers' claims on their outputs (.{id}.outputs) went once the driver's report listed them
+    assert [p.name for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")] == []

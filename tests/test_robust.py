@@ -21,7 +21,8 @@ from magvit_onnx.generator import Generator
 from magvit_onnx.runtime import artifacts as artifact_files
 from magvit_onnx.runtime.artifacts import ArtifactError
 from magvit_onnx.runtime.providers import ProviderError
-from test_batch import artifacts, cg, cli, files, fp, gen, media, outputs_of, rows, run_batch, write_jobs  # noqa: F401
+from test_batch import (artifacts, cg, cli, files, fp, gen, media, outputs_of, rows, run_batch, sha,  # noqa: F401
+                        write_jobs)
 
 
 def quiet_log():
@@ -409,7 +410,10 @@ def test_report_paths_are_not_trusted(tmp_path, media, gen):
     planner.start()
     planner.join(120)
     assert planned, "planning did not finish (read /dev/zero?)"
-    assert sorted(j.id for j in planned[0].pending) == ["a", "b"]
+    assert planned[0].done == []
+    # and as no report lists a.npy and b.npy any more, they are files no run wrote: kept, not replaced
+    assert {bad.id: bad.error.split(" would")[0] for bad in planned[0].invalid} == {"a": "output a.npy",
+                                                                                 "b": "output b.npy"}
 
 
 def test_output_replaced_by_a_symlink_is_not_trusted(tmp_path, media, gen):
@@ -537,10 +541,6 @@ def test_generator_refuses_what_it_cannot_use(gen):
         Generator(gen.artifacts, providers=123)
 
 
-def test_generator_takes_numpy_numbers(gen):
-    """np.float32 settings were refused while np.int64 ones were accepted."""
-    plain = gen.generate_tokens("CG", class_id=1, seed=0, steps=2, sampling_temperature=0.5, top_p=0.9)
-    typed = gen.generate_tokens("CG", class_id=1, seed=np.uint64(0), steps=np.int64(2),
 @pytest.mark.parametrize("kwargs, text", [
     ({"providers": ""}, "providers must be 'cpu', 'cuda', 'tensorrt', .* got ''"),  # was: silently the CPU
     ({"providers": []}, "providers must be"),
@@ -558,6 +558,10 @@ def test_generator_refuses_an_artifacts_argument_that_is_no_path():
         Generator(123)
 
 
+def test_generator_takes_numpy_numbers(gen):
+    """np.float32 settings were refused while np.int64 ones were accepted."""
+    plain = gen.generate_tokens("CG", class_id=1, seed=0, steps=2, sampling_temperature=0.5, top_p=0.9)
+    typed = gen.generate_tokens("CG", class_id=1, seed=np.uint64(0), steps=np.int64(2),
                                 sampling_temperature=np.float32(0.5), top_p=np.float64(0.9))
     np.testing.assert_array_equal(plain, typed)
 
@@ -597,8 +601,8 @@ def test_an_over_long_jobs_line_is_refused_unread(tmp_path, media, gen):
     # the limit itself, a BOM on line 1 and a last line without a newline are as before
     limit = limits.MAX_LINE_BYTES
     line = json.dumps(cg("b", seed=1)).encode()
-    jobs.write_bytes(b"\xef\xbb\xbf" + line + b" " * (limit - len(line)) + b"\n" + line[:-1] + b" " * (limit - len(line) + 2)
-                     + b"}\r\n" + json.dumps(cg("c")).encode())
+    jobs.write_bytes(b"\xef\xbb\xbf" + line + b" " * (limit - len(line)) + b"\n"
+                     + line[:-1] + b" " * (limit - len(line) + 2) + b"}\r\n" + json.dumps(cg("c")).encode())
     good, bad = batch.jobs.read_jobs(jobs, facts)
     assert [j.id for j in good] == ["b", "c"] and [(b.line, b.error.split(";")[0]) for b in bad] == [
         (2, f"line is {limit + 3} bytes")]  # the \r counts
@@ -617,3 +621,81 @@ def test_a_stride_past_the_end_is_refused_before_decoding_without_a_frame_count(
     monkeypatch.setattr(video, "_decode", decoded)
     with pytest.raises(video.VideoError, match=r"too few frames: the video lasts about 5\.0\d* s \(about 40 frames"):
         video.read_video(media / "long.mkv", num_frames=8, size=(32, 32), stride=10000)
+
+
+# ----------------------------------------------------------------- issue 32 (1): an output replaces no input
+
+
+def test_an_output_never_replaces_an_input_of_the_run(tmp_path, media, gen):
+    """`run ow/jobs.jsonl --out ow` with {"id": "c16", "input": "c16.mp4"} replaced the input with
+    the output; a job reading another job's output read the generated file. Both are refused,
+    the inputs are kept, the other jobs run."""
+    ow = tmp_path / "ow"
+    ow.mkdir()
+    for name in ("c16.mp4", "x.mp4"):
+        (ow / name).write_bytes((media / "clip.mp4").read_bytes())
+    before = {name: sha(ow / name) for name in ("c16.mp4", "x.mp4")}
+    jobs = write_jobs(ow / "jobs.jsonl", fp("c16", "c16.mp4", format="mp4"), cg("x", format="mp4"),
+                      fp("reads-x", "x.mp4"), cg("fine"))
+    result = cli(jobs, "--out", ow, "--artifacts", gen.artifacts)
+    assert result.exit_code == 1, result.stderr
+    assert {name: sha(ow / name) for name in before} == before
+    assert error_of(ow, "c16") == (f"output c16.mp4 would replace an input of job 'c16' (line 1), {ow / 'c16.mp4'}: "
+                                   "an output never replaces an input of the run; write to another --out")
+    assert error_of(ow, "x").startswith("output x.mp4 would replace an input of job 'reads-x' (line 3)")
+    assert {r["id"] for r in rows(ow) if r["status"] == "ok"} == {"reads-x", "fine"}
+    assert "Traceback" not in result.stderr
+
+
+def test_an_output_never_replaces_a_file_no_run_wrote(tmp_path, media, gen):
+    """A file of the user's at an output name in --out is kept; the job is refused in one line.
+    Files the runs wrote (listed in a report) are replaced on a rerun as before."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.npy").write_bytes(b"the user's own file")
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("mine"), cg("a"))
+    summary = run_batch(jobs, out, gen)
+    assert (summary.ok, summary.failed) == (1, 1) and (out / "mine.npy").read_bytes() == b"the user's own file"
+    assert error_of(out, "mine") == ("output mine.npy would replace a file in --out that no run wrote (no report "
+                                     "there lists it); move it away or choose another --out")
+    written = sha(out / "a.npy")
+    write_jobs(tmp_path / "jobs.jsonl", cg("a", seed=7))  # changed: redone over its own output
+    assert run_batch(jobs, out, gen).ok == 1 and sha(out / "a.npy") != written
+
+
+def test_outputs_of_a_run_killed_before_its_report_line_are_its_own(tmp_path, media, gen, monkeypatch):
+    """The outputs are in place before the report line: a run killed in between leaves outputs
+    no report lists. Their claim (.{id}.outputs, made before the first output) makes the
+    rerun redo the job over them, and goes once the report lists them."""
+    out = tmp_path / "out"
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a", format="png"))
+
+    def killed(self, row):
+        raise batch.RunError("killed before the report line")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(batch.ReportWriter, "append", killed)
+        with pytest.raises(batch.RunError):
+            run_batch(jobs, out, gen)
+    assert rows(out) == [] and (out / "a.f000.png").exists() and (out / ".a.outputs").exists()
+    summary = run_batch(jobs, out, gen)
+    assert (summary.ok, summary.failed) == (1, 0)
+    assert files(out) == sorted(outputs_of(out))  # the claim is gone, nothing else is left
+
+
+# ----------------------------------------------------------------- issue 32 (11): nothing outside --out
+
+
+def test_run_writes_nothing_outside_out(tmp_path, media, artifacts):
+    """`import onnxruntime` wrote ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ (telemetry: a
+    device id and an event database); the command turns that off with ORT_DISABLE_TELEMETRY=1."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a"))
+    result = subprocess.run([sys.executable, "-m", "magvit_onnx.cli", "run", str(jobs), "--out", str(tmp_path / "out"),
+                             "--artifacts", str(artifacts)], env={**env, "HOME": str(home)}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert list(home.rglob("*")) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "jobs.jsonl", "out"]

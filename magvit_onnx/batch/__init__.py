@@ -79,7 +79,12 @@ Two jobs whose output names collide (id "a" with num_videos 2 and id "a.0") are 
 
 Every file is written to a hidden temporary name in --out (`.{name}.{8 hex}.tmp`),
 flushed, fsynced and renamed into place, so an output name never holds a partial file.
-A job that fails after writing some of its outputs removes them again.
+A job that fails after writing some of its outputs removes them again. An output never
+replaces an input of the run (an `input`, `keys` or `mask` path of any job, the JOBS file)
+nor a file in --out that no report there lists: such a job is refused in one line before
+generating (`outputs.refused_replacements`). A job claims its output names in
+`.{id}.outputs` before the first is written; the claim goes once the report lists them,
+so the outputs of a run killed in between are still the run's own to replace.
 
 Report (JSONL)
 --------------

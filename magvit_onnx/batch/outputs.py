@@ -1,10 +1,13 @@
-"""Writing a job's outputs atomically (temporary name, fsync, rename), removing stale
-temporaries of a killed run, and the one-line description of a job's error."""
+"""Writing a job's outputs atomically (temporary name, fsync, rename), what an output may
+replace (`refused_replacements`), removing stale temporaries of a killed run, and the
+one-line description of a job's error."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
+import uuid
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,11 +16,87 @@ import numpy as np
 from magvit_onnx import limits
 from magvit_onnx.batch.errors import JobError
 from magvit_onnx.batch.jobs import Job
+from magvit_onnx.batch.report import claim_path, open_plain
 
 DEFAULT_FPS = 8
 """Frames per second of videos with no input rate to keep: class-conditional generation, key
 images, a still image."""
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")
+
+
+def write_claim(out: Path, job: Job, names: list[str]) -> None:
+    """Claim `names` for `job` (`report.claim_path`) before the first is written: atomically,
+    so a kill leaves the previous attempt's claim whole, through a temporary name of the
+    first output, so a stale one is removed like an output's (`remove_stale_temporaries`)."""
+    temporary = out / f".{names[0]}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(open_plain(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as file:
+            json.dump(names, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, claim_path(out, job.id))
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _claimed(out: Path, job_id: str) -> set[str]:
+    """The names of a job's claim; none if there is none (a claim cut off by a kill was made
+    before any output of that attempt existed, so it claims nothing)."""
+    try:
+        with open(open_plain(claim_path(out, job_id)), "rb") as file:
+            names = json.loads(file.read(1 << 24))
+    except (OSError, ValueError):
+        return set()
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+def _inputs_of(job: Job) -> list[Path]:
+    """The files (or the folder of masks) a job reads."""
+    mask = job.mask.path if job.mask is not None else None
+    return [p for p in (job.input, *job.keys, mask) if p is not None]
+
+
+def refused_replacements(jobs: list[Job], check: list[Job], out: Path, jobs_path: Path, frames: int,
+                         listed: set[str]) -> dict[str, str]:
+    """Job id -> why it may not run, for the jobs of `check` whose outputs (for a model of
+    `frames`-frame clips) would replace an input of a job of `jobs` or the JOBS file, or a
+    file in `out` that no run wrote: not among the `listed` output names of the reports in
+    `out`, nor claimed by the job. A rerun replaces only outputs the run wrote itself."""
+    inputs: dict[Path, str] = {Path(jobs_path).resolve(): "the JOBS file"}
+    same_file: dict[tuple[int, int], str] = {}
+    for job in jobs:
+        for path in _inputs_of(job):
+            what = f"an input of job {job.id!r} (line {job.line}), {path}"
+            inputs.setdefault(path.resolve(), what)
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            same_file.setdefault((info.st_dev, info.st_ino), what)  # a hard link to it in --out
+    why: dict[str, str] = {}
+    for job in check:
+        claimed = None
+        for name in job.output_names(frames):
+            target = out / name
+            try:
+                info = target.stat()
+            except OSError:
+                info = None
+            real = target.resolve()
+            what = (inputs.get(real) or inputs.get(real.parent)  # a folder of masks is an input too
+                    or (same_file.get((info.st_dev, info.st_ino)) if info is not None else None))
+            if what is not None:
+                why[job.id] = (f"output {name} would replace {what}: an output never replaces an input of the run; "
+                               "write to another --out")
+                break
+            if name not in listed and os.path.lexists(target):
+                claimed = _claimed(out, job.id) if claimed is None else claimed
+                if name not in claimed:
+                    why[job.id] = (f"output {name} would replace a file in --out that no run wrote (no report there "
+                                   "lists it); move it away or choose another --out")
+                    break
+    return why
 
 
 def remove_stale_temporaries(out: Path, names: set[str]) -> list[Path]:
@@ -75,7 +154,8 @@ def write_outputs(job: Job, out: Path, frames: int, tokens: np.ndarray, videos: 
     On an error the files written so far are removed and the error is raised."""
     from magvit_onnx import video as videoio
 
-    names = iter(job.output_names(frames))
+    all_names = job.output_names(frames)
+    names = iter(all_names)
     fps = output_rate(job) if job.format in ("mp4", "gif") else None
     written: list[Path] = []
 
@@ -85,6 +165,7 @@ def write_outputs(job: Job, out: Path, frames: int, tokens: np.ndarray, videos: 
         return path
 
     try:
+        write_claim(out, job, all_names)
         if job.format == "npy":
             with videoio.atomic_file(target()) as file:
                 np.save(file, np.ascontiguousarray(tokens, np.int64))
@@ -101,7 +182,7 @@ def write_outputs(job: Job, out: Path, frames: int, tokens: np.ndarray, videos: 
                     videoio.write_mp4(target(), frames, fps)
         return written
     except BaseException as error:
-        for path in written:
+        for path in [*written, claim_path(out, job.id)]:
             path.unlink(missing_ok=True)
         if isinstance(error, OSError) and written:  # name the output, not its temporary file
             raise OSError(error.errno, error.strerror or str(error), str(written[-1])) from error

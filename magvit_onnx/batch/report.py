@@ -19,6 +19,14 @@ def report_name(index: int, count: int) -> str:
     return "report.jsonl" if count == 1 else f"report.shard-{index:05d}-of-{count:05d}.jsonl"
 
 
+def claim_path(out: Path, job_id: str) -> Path:
+    """A job's claim in --out: the output names it is about to write, made (fsynced) before
+    the first of them (`outputs.write_outputs`) and removed once its report line lists them,
+    so an output that exists without a report line (a run killed in between) is still
+    known as the run's own."""
+    return out / f".{job_id}.outputs"
+
+
 def open_plain(path: Path, flags: int = os.O_RDONLY) -> int:
     """A descriptor of `path` opened without following a symbolic link (its last part), and
     only if it is a regular file: a report or an output that is a link or a device (a planted
@@ -79,6 +87,13 @@ def latest_lines(out: str | os.PathLike) -> dict[str, list[dict]]:
         for job_id, row in latest.items():
             lines.setdefault(job_id, []).append(row)
     return lines
+
+
+def listed_outputs(out: str | os.PathLike) -> set[str]:
+    """Every output name any line of any report file in `out` lists: the files runs wrote."""
+    return {o["path"] for path in report_files(out) for row in read_report(path)
+            if isinstance(row.get("outputs"), list)
+            for o in row["outputs"] if isinstance(o, dict) and isinstance(o.get("path"), str)}
 
 
 def _finished(row: dict) -> float:
@@ -190,6 +205,8 @@ class ReportWriter:
                     pass
                 raise RunError(f"{self.path}: cannot append to the report ({e.strerror or e}); "
                                "finished outputs are kept, rerun to continue") from None
+        if row.get("status") == "ok":  # the report lists the job's outputs now
+            claim_path(self.path.parent, row["id"]).unlink(missing_ok=True)
 
     def close(self) -> None:
         try:
