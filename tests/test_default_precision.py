@@ -31,7 +31,7 @@ def test_reduced_precision_meets_its_stated_limits_on_the_shipped_model(shipped,
     assert report["step_token_agreement"] < 1 or precision == "fp16"  # int8 does move tokens: the check can fail
     if precision == "fp16":
         # The transformer in fp16 (ORT's CPU kernels), the sampler a float32 graph of its own:
-        # TensorRT's fp16 builder on a GPU never sees it (issue 30). Measured 0.9995.
+        # TensorRT's fp16 builder on a GPU never sees it (issue 30). Measured 0.9990 (4 of 4096 tokens moved).
         assert report["step_token_agreement"] >= 0.99
         for name, entry in load_manifest(tmp_path)["samplers"].items():
             assert "float16" not in input_types(onnx.load(str(tmp_path / entry["filename"]))).values(), name
