@@ -421,7 +421,8 @@ class GpuCheck:
         report = check_parity(self.folders[name], config, vq, transformer, batch=2, steps=self.args.steps,
                               providers=provider, tasks=("frame_prediction", "full_generation"),
                               device=self.device, **self.engine_options(provider))
-        precision = "fp16" if options.get("fp16") else ("fp32" if provider == "cpu" else "fp32-gpu")
+        on_cpu = provider == "cpu" and self.device == "cpu"  # exact only where neither side runs on a GPU
+        precision = "fp16" if options.get("fp16") else ("fp32" if on_cpu else "fp32-gpu")
         return {"judged_as": precision, **report}, parity_failures(report, precision)
 
     def ort_speed(self, name: str, provider: str, batch: int) -> tuple[dict, list[str]]:

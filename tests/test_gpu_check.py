@@ -72,6 +72,16 @@ def test_the_cpu_checks_measure_what_they_name(smoke):
     assert checks["small fp32 / torch eager fp32 / speed batch 1"]["videos_per_min"] > 0
 
 
+def test_the_session_script_leaves_a_report_even_when_the_check_cannot_start(tmp_path):
+    """A gpu_check.py that dies before its first section (here: no Python at all) still
+    leaves a gpu_check.json that does not pass, and a non-zero exit."""
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--smoke"], capture_output=True, text=True,
+                            env={**os.environ, "OUT": str(tmp_path), "PYTHON": "false"})
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert result.returncode == 1 and not report["passed"] and not report["finished"]
+    assert "before writing a report" in report["error"]
+
+
 def test_a_spent_budget_is_no_pass(tmp_path):
     """Every planned check that did not run is listed with its reason; none of it passes."""
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--small", "--providers", "cpu",
