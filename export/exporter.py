@@ -31,22 +31,22 @@ EXAMPLE_BATCH = 2
 
 def example_inputs(config: MagvitConfig) -> dict[str, tuple[torch.Tensor, ...]]:
     """Example arguments of each graph, in forward() order (values do not matter).
-    'transformer_step' is the combined step (StepGraph, the reference); the body's are its first three."""
+    'transformer_step' is the whole step (StepGraph, the reference; the graph of artifacts
+    made before the split), 'transformer_body' its first three inputs."""
     b, (t, h, w), n, p = EXAMPLE_BATCH, config.vq.latent_shape, config.vq.num_tokens, config.vocab.prefix_length
     k = config.vq.codebook_size
+    body = (torch.full((2 * b, n), -1, dtype=torch.int64),                 # tokens (with guidance rows)
+            torch.full((2 * b, p), config.vocab.uncond_id, dtype=torch.int64),  # prefix
+            torch.zeros(2 * b, n, dtype=torch.int64))                      # segment_ids
     scalars = (torch.tensor(1.0), torch.tensor(0, dtype=torch.int64), torch.tensor(0.0), torch.tensor(0.0))
     seeds = torch.randint(0, 2 ** 31 - 1, (b, n))
     return {
-        "sampler_plain": (torch.randn(b, n, k), seeds, scalars[0]),  # no guidance: rows = batch
-        "sampler_full": (torch.randn(2 * b, n, k), seeds, *scalars),  # guidance rows stacked below
         "vq_encoder": (torch.rand(b, *config.vq.video_shape, 3),),
         "vq_decoder": (torch.zeros(b, t, h, w, dtype=torch.int64),),
-        "transformer_step": (
-            torch.full((2 * b, n), -1, dtype=torch.int64),       # tokens (with guidance rows)
-            torch.full((2 * b, p), config.vocab.uncond_id, dtype=torch.int64),  # prefix
-            torch.zeros(2 * b, n, dtype=torch.int64),            # segment_ids
-            seeds, *scalars,
-        ),
+        "transformer_body": body,
+        "transformer_step": (*body, seeds, *scalars),
+        "sampler_plain": (torch.randn(b, n, k), seeds, scalars[0]),  # no guidance: rows = batch
+        "sampler_full": (torch.randn(2 * b, n, k), seeds, *scalars),  # guidance rows stacked below
     }
 
 
@@ -204,10 +204,10 @@ def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: s
               "transformer_step": (BodyGraph(transformer, fp16=fp16), "transformer_body"),
               "vq_decoder": (DecoderGraph(vq), "vq_decoder")}
     for name in sampler_names(target):
-        graphs[f"sampler_{name}"] = (SamplerGraph(**SAMPLERS[name]), "sampler_plain" if name == "plain" else "sampler_full")
+        key = "sampler_plain" if name == "plain" else "sampler_full"
+        graphs[f"sampler_{name}"] = (SamplerGraph(**SAMPLERS[name]), key)
     for name, (module, key) in graphs.items():
-        args = examples[key] if key in examples else examples["transformer_step"][:3]
-        export_graph(module, args, out / f"{name}.onnx", *IO_NAMES[key], dynamic_shapes(key), opset)
+        export_graph(module, examples[key], out / f"{name}.onnx", *IO_NAMES[key], dynamic_shapes(key), opset)
         if fp16 and name in ("vq_encoder", "vq_decoder"):  # the step's transformer is fp16 from torch (BodyGraph)
             to_fp16(out / f"{name}.onnx")
     if int8:
@@ -218,9 +218,8 @@ def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: s
 
 
 def to_fp16(path: Path) -> None:
-    """fp16 weights and math with float32 inputs/outputs, for the tokenizer graphs (the step
-    graph casts its transformer body in torch instead: ORT's converter would round-trip the
-    float32 sampling inputs and the blocked nodes between them through fp16)."""
+    """fp16 weights and math with float32 inputs/outputs, for the tokenizer graphs (the step's
+    transformer is cast in torch instead, `BodyGraph(fp16=True)`; its samplers stay float32)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(path))

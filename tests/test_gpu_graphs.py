@@ -175,8 +175,10 @@ def test_fp16_step_intermediates_stay_finite_with_cpu_cast_insertion_out_of_the_
     outputs = session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})
     for meta, value in zip(session.get_outputs(), outputs):
         assert np.isfinite(value).all(), meta.name
-    sampler = ort.InferenceSession(str(gpu_exports["fp16"] / "sampler_full_gpu.onnx"), providers=["CPUExecutionProvider"])
-    sampled, probs = sampler.run(None, {"logits": outputs[0], **{i.name: feeds[i.name] for i in sampler.get_inputs()[1:]}})
+    sampler = ort.InferenceSession(str(gpu_exports["fp16"] / "sampler_full_gpu.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    sampled, probs = sampler.run(None, {"logits": outputs[0],
+                                        **{i.name: feeds[i.name] for i in sampler.get_inputs()[1:]}})
     _, ref_probs = reference_pipeline(config, *model[1:]).engine.run_step(feeds)
     assert np.abs(probs - ref_probs).max() < 2e-2 and ((sampled >= 0) & (sampled < 1024)).all()
 
