@@ -87,13 +87,13 @@ def check_integer(name: str, value, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-def check_positive(name: str, value, low: float, high: float) -> float:
-    """A finite number > 0 within [low, high] as a Python float; raises ValueError naming `name`."""
+def check_positive(name: str, value, low: float, high: float, why: str = "") -> float:
+    """A finite number > 0 within [low, high] as a Python float; raises ValueError naming `name`
+    and, when given, `why` the range is what it is."""
     if not is_number(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {shown(value)}")
     if not low <= value <= high:
-        raise ValueError(f"{name} must be within [{low:g}, {high:g}] (float32 degenerates outside), "
-                         f"got {shown(value)}")
+        raise ValueError(f"{name} must be within [{low:g}, {high:g}]{f' ({why})' if why else ''}, got {shown(value)}")
     return float(value)
 
 
@@ -106,7 +106,8 @@ def check_decoding(*, latent_shape, codebook_size: int, num_videos=1, steps=None
     out = {"num_videos": check_integer("num_videos", num_videos, 1, MAX_NUM_VIDEOS),
            "steps": None if steps is None else check_integer("steps", steps, 1, max_steps(latent_shape))}
     for name, value in (("sampling_temperature", sampling_temperature), ("mask_temperature", mask_temperature)):
-        out[name] = None if value is None else check_positive(name, value, *TEMPERATURE_RANGE)
+        out[name] = None if value is None else check_positive(name, value, *TEMPERATURE_RANGE,
+                                                                    why="float32 degenerates outside")
     if guidance_scale is not None and (not is_number(guidance_scale) or abs(guidance_scale) > MAX_GUIDANCE):
         raise ValueError(f"guidance_scale must be a finite number within ±{MAX_GUIDANCE:g} (0 = no guidance), "
                          f"got {shown(guidance_scale)}")

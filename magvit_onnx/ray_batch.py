@@ -126,8 +126,7 @@ def run_ray(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=N
     began = time.monotonic()
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     jobs_path = Path(jobs_path)
-    if not jobs_path.is_file():
-        raise batch.RunError(f"JOBS {jobs_path}: no such file", exit_code=2)
+    batch.check_jobs_file(jobs_path)
     out, report = batch.open_out(out, shard)
     try:
         facts = batch.ModelFacts.load(artifacts, decoding)

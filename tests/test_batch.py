@@ -156,7 +156,7 @@ def test_outputs_report_and_formats(tmp_path, media, gen):
     assert set(view) == {"a", "b", "c", "d"}
     for row in view.values():
         assert row["status"] == "ok" and row["error"] is None and row["provider"] == "CPUExecutionProvider"
-        assert set(row["seconds"]) == {"read", "generate", "write", "total"} and row["shard"] == [0, 1]
+        assert set(row["seconds"]) == {"read", "generate", "decode", "write", "total"} and row["shard"] == [0, 1]
         for output in row["outputs"]:
             assert sha(out / output["path"]) == output["sha256"]
     assert view["a"]["seed"] == 5 and view["a"]["seed_from"] == "job"

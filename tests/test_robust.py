@@ -699,3 +699,53 @@ def test_run_writes_nothing_outside_out(tmp_path, media, artifacts):
     assert result.returncode == 0, result.stderr
     assert list(home.rglob("*")) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "jobs.jsonl", "out"]
+
+
+# ----------------------------------------------------------------- issue 32 (7): messages that point the right way
+
+
+def test_jobs_and_report_that_are_no_regular_files_are_named(tmp_path, media, gen):
+    """/dev/zero or a FIFO as JOBS said 'no such file'; a folder named report.jsonl said
+    'cannot create the folder' (the folder was fine)."""
+    os.mkfifo(tmp_path / "fifo")
+    for jobs, text in (("/dev/zero", "JOBS /dev/zero: a character device, not a file"),
+                       (tmp_path / "fifo", "a FIFO, not a file"), (tmp_path, "a folder, not a file"),
+                       (tmp_path / "nope.jsonl", "nope.jsonl: no such file")):
+        with pytest.raises(batch.RunError, match=re.escape(text)):
+            run_batch(jobs, tmp_path / "out", gen)
+    out = tmp_path / "out"
+    (out / "report.jsonl").mkdir(parents=True)
+    with pytest.raises(batch.RunError, match=re.escape(f"--out {out}: its report report.jsonl cannot be opened "
+                                                       "(Is a directory)")):
+        run_batch(write_jobs(tmp_path / "jobs.jsonl", cg("a")), out, gen)
+
+
+def test_key_images_with_reading_options_name_the_option(tmp_path, media, gen):
+    """keys with replace_condition_pixels said 'give keys or input, not both' (no input given)."""
+    line = {"id": "k", "task": "FI", "keys": ["a.png", "b.png"], "replace_condition_pixels": True}
+    run_batch(write_jobs(tmp_path / "jobs.jsonl", line), tmp_path / "out", gen)
+    assert error_of(tmp_path / "out", "k") == ("replace_condition_pixels applies to an input video, not to key "
+                                               "images; remove replace_condition_pixels")
+
+
+def test_fps_range_error_gives_no_float32_reason(tmp_path, media, gen):
+    run_batch(write_jobs(tmp_path / "jobs.jsonl", fp("x", str(media / "clip.mp4"), fps=1e-300)), tmp_path / "out", gen)
+    assert error_of(tmp_path / "out", "x") == "fps must be within [0.001, 10000], got 1e-300"
+
+
+def test_a_short_write_of_tokens_names_its_errno(tmp_path, media, gen):
+    """np.save into a file that takes only part of the write (a full disk, a size limit) said
+    '1024 requested and 496 written (errno None)': no errno, so never 'disk full'. A size limit
+    (EFBIG) stands in for the full disk here: the same short write, then the errno."""
+    import resource
+
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cg("a", num_videos=64, steps=1))  # 16 KiB of tokens
+    limits_before, handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limits_before[1]))
+    try:
+        summary = run_batch(jobs, tmp_path / "out", gen)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits_before)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert summary.failed == 1
+    assert error_of(tmp_path / "out", "a") == "cannot write a.npy: File too large (errno 27)"

@@ -98,7 +98,7 @@ disk, is cut off again and ends the run with exit 1) after the job's outputs are
      "num_videos": 1, "format": "mp4",
      "outputs": [{"path": "clip-7.mp4", "sha256": "..."}],      # relative to --out; [] on error
      "provider": "CPUExecutionProvider", "batch": 4,            # jobs generated in one call
-     "seconds": {"read": 0.02, "generate": 1.9, "write": 0.1, "total": 2.1},
+     "seconds": {"read": 0.02, "generate": 1.9, "decode": 0.3, "write": 0.1, "total": 2.3},
      "config": "<sha256 of the job's resolved settings, input path and model>",
      "input_stat": [size, mtime_ns] | null, "error": null | "one line",
      "shard": [index, count], "finished": <unix time>}
@@ -170,9 +170,11 @@ from magvit_onnx.batch.jobs import Invalid, Job, ModelFacts, derive_seed
 from magvit_onnx.batch.outputs import remove_stale_temporaries
 from magvit_onnx.batch.progress import Progress
 from magvit_onnx.batch.report import ReportWriter, read_report, report_files, report_view
-from magvit_onnx.batch.runner import Plan, Runner, Summary, finish, groups, open_out, plan, run, stop_on_signals
+from magvit_onnx.batch.runner import (Plan, Runner, Summary, check_jobs_file, finish, groups, open_out, plan, run,
+                                      stop_on_signals)
 from magvit_onnx.batch.shards import parse_shard, shard_from_env
 
 __all__ = ["Invalid", "Job", "JobError", "ModelFacts", "Plan", "Progress", "ReportWriter", "RunError", "Runner",
-           "Summary", "command", "derive_seed", "finish", "groups", "open_out", "parse_shard", "plan", "read_report",
-           "remove_stale_temporaries", "report_files", "report_view", "run", "shard_from_env", "stop_on_signals"]
+           "Summary", "check_jobs_file", "command", "derive_seed", "finish", "groups", "open_out", "parse_shard", "plan",
+           "read_report", "remove_stale_temporaries", "report_files", "report_view", "run", "shard_from_env",
+           "stop_on_signals"]

@@ -377,8 +377,11 @@ def _key_paths(keys, task: str, source, reading: list[str], frames: int, base: P
     """The absolute paths of a job's key images (`"keys": [...]`, frame interpolation only)."""
     if task != "frame_interpolation":
         raise JobError(f"keys (key images) apply to frame_interpolation only, not {task!r}")
-    if source is not None or reading:
-        raise JobError(f"give keys (key images) or input, not both; remove {', '.join(['input'] * (source is not None) + reading)}")
+    if source is not None:
+        raise JobError("give keys (key images) or input, not both; remove one of them")
+    if reading:  # options of an input video
+        raise JobError(f"{', '.join(reading)} appl{'ies' if len(reading) == 1 else 'y'} to an input video, not to "
+                       f"key images; remove {', '.join(reading)}")
     if (not isinstance(keys, list) or not 2 <= len(keys) < frames
             or not all(isinstance(k, str) and k.strip() and len(k) <= limits.MAX_INPUT_CHARS and "\0" not in k
                        and _utf8(k) for k in keys)):

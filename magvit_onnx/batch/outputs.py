@@ -4,6 +4,7 @@ one-line description of a job's error."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -168,7 +169,11 @@ def write_outputs(job: Job, out: Path, frames: int, tokens: np.ndarray, videos: 
         write_claim(out, job, all_names)
         if job.format == "npy":
             with videoio.atomic_file(target()) as file:
-                np.save(file, np.ascontiguousarray(tokens, np.int64))
+                # via bytes: np.save into a real file reports a short write without its errno
+                # ("1024 requested and 496 written"); file.write raises ENOSPC, named as a full disk
+                buffer = io.BytesIO()
+                np.save(buffer, np.ascontiguousarray(tokens, np.int64))
+                file.write(buffer.getbuffer())
             return written
         for clip in videos:
             shown = [clip] + ([videoio.side_by_side(*panels, clip)] if job.side_by_side else [])

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import re
 import signal
+import stat
 import sys
 import threading
 import time
@@ -285,17 +286,35 @@ class Runner:
                         condition = task_registry.condition(job.task, clip[None].astype(np.float32) / 255.0,
                                                             self.facts.latent_shape, **region)["video"][0]
                         panels = (clip, to_uint8(condition))
+            seconds["decode"] = round(time.monotonic() - started, 4)
+            started = time.monotonic()
             paths = write_outputs(job, self.out, self.facts.video_shape[0], tokens, videos, panels)
             outputs = [{"path": p.name, "sha256": sha256(p)} for p in paths]
             fsync_folder(self.out)
         except Exception as e:  # noqa: BLE001
-            seconds["write"] = round(time.monotonic() - started, 4)
-            self.fail(job, e, seconds=seconds, batch=batch)
+            phase = "write" if "decode" in seconds else "decode"
+            seconds[phase] = round(time.monotonic() - started, 4)
+            self.fail(job, e, doing=phase, seconds=seconds, batch=batch)
             return False
         seconds["write"] = round(time.monotonic() - started, 4)
         seconds["total"] = round(sum(seconds.values()), 4)
         self.record(self.row(job, status="ok", outputs=outputs, seconds=seconds, batch=batch), job.num_videos)
         return True
+
+
+def check_jobs_file(path: Path) -> None:
+    """JOBS must be a regular file; RunError (usage, exit 2) naming what it is otherwise (a
+    device such as /dev/zero never ends, a FIFO blocks until someone writes to it)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise RunError(f"JOBS {path}: {'no such file' if isinstance(e, FileNotFoundError) else e.strerror or e}",
+                       exit_code=2) from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                                              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                                              (stat.S_ISSOCK, "a socket")) if test(mode)), "not a regular file")
+        raise RunError(f"JOBS {path}: {kind}, not a file; give a JSONL file with one job per line", exit_code=2)
 
 
 def open_out(out: str | os.PathLike, shard: tuple[int, int]) -> tuple[Path, ReportWriter]:
@@ -304,9 +323,13 @@ def open_out(out: str | os.PathLike, shard: tuple[int, int]) -> tuple[Path, Repo
     writes to it: its shards would overlap this run's, so both would do the same jobs."""
     try:
         out = writable_folder(out)
-        report = ReportWriter(out / report_name(*shard))
     except OSError as e:
         raise RunError(unwritable(out, e), exit_code=2) from None
+    try:
+        report = ReportWriter(out / report_name(*shard))
+    except OSError as e:  # the folder is fine: its report is not a file that can be opened (a folder, ...)
+        raise RunError(f"--out {out}: its report {report_name(*shard)} cannot be opened "
+                       f"({e.strerror or e}); move that away or give another --out", exit_code=2) from None
     try:
         check_no_other_shard_count(out, shard[1])
     except RunError:
@@ -373,8 +396,7 @@ def run(jobs_path: str | os.PathLike, out: str | os.PathLike, *, artifacts=None,
     if batch_size < 1 or workers < 1:
         raise RunError(f"--batch-size and --workers must be >= 1, got {batch_size} and {workers}", exit_code=2)
     jobs_path = Path(jobs_path)
-    if not jobs_path.is_file():
-        raise RunError(f"JOBS {jobs_path}: no such file", exit_code=2)
+    check_jobs_file(jobs_path)
     out, report = open_out(out, shard)
     report_path = report.path
     try:
