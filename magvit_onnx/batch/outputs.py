@@ -42,8 +42,7 @@ def write_claim(out: Path, job: Job, names: list[str]) -> None:
 
 
 def _claimed(out: Path, job_id: str) -> set[str]:
-    """The names of a job's claim; none if there is none (a claim cut off by a kill was made
-    before any output of that attempt existed, so it claims nothing)."""
+    """The names of a job's claim; none if it has none (or none that can be read)."""
     try:
         with open(open_plain(claim_path(out, job_id)), "rb") as file:
             names = json.loads(file.read(1 << 24))
@@ -88,8 +87,8 @@ def refused_replacements(jobs: list[Job], check: list[Job], out: Path, jobs_path
             what = (inputs.get(real) or inputs.get(real.parent)  # a folder of masks is an input too
                     or (same_file.get((info.st_dev, info.st_ino)) if info is not None else None))
             if what is not None:
-                why[job.id] = (f"output {name} would replace {what}: an output never replaces an input of the run; "
-                               "write to another --out")
+                why[job.id] = limits.shown_text(f"output {name} would replace {what}: an output never replaces an "
+                                                "input of the run; write to another --out")
                 break
             if name not in listed and os.path.lexists(target):
                 claimed = _claimed(out, job.id) if claimed is None else claimed
