@@ -23,6 +23,7 @@ from magvit_onnx.export.parity import step_feeds
 from magvit_onnx.export.reference import reference_pipeline
 from magvit_onnx.runtime.artifacts import load_manifest, sha256
 from magvit_onnx.runtime.pipeline import OrtEngine, Pipeline, is_plain
+from test_gpu_runtime import RecordingSession, gpu_machine  # noqa: F401 (a fixture: ORT's GPU sessions recorded)
 
 SETTINGS = ({}, {"temperature": 0.5}, {"top_k": 3}, {"top_p": 0.6}, {"guidance_scale": 1.5},
             {"guidance_scale": 1.5, "top_k": 7, "top_p": 0.9, "temperature": 0.8})
@@ -131,6 +132,27 @@ def test_artifacts_with_one_step_graph_still_run(model, exported, tmp_path):
     feeds = step_feeds(config, 2, np.random.default_rng(2), guidance_scale=1.5, top_k=4)
     np.testing.assert_array_equal(engine.run_step(feeds)[0],
                                   reference_pipeline(config, vq, transformer).engine.run_step(feeds)[0])
+
+
+def test_gpu_providers_get_the_gpu_sampler_of_a_default_export(exported, gpu_machine):
+    """What export_all writes by default serves a GPU without an export of its own: CUDA and
+    TensorRT get 'full_gpu' (a constant TopK width) and no CPU-target warning; TensorRT gets
+    the transformer only. (ORT's sessions are recorded: no GPU here.)"""
+    import warnings
+
+    manifest = load_manifest(exported)
+    for providers in ("cuda", "tensorrt"):
+        RecordingSession.made = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the CPU-target advice would be a RuntimeWarning
+            OrtEngine(exported, manifest, providers)
+        made = {s.path.rsplit("/", 1)[-1]: [n for n, _ in s.requested] for s in RecordingSession.made}
+        assert set(made) == {"vq_encoder.onnx", "transformer_step.onnx", "vq_decoder.onnx", "sampler_plain.onnx",
+                             "sampler_full_gpu.onnx"}, providers
+        assert made["sampler_full_gpu.onnx"] == made["sampler_plain.onnx"] == ["CUDAExecutionProvider",
+                                                                               "CPUExecutionProvider"]
+        assert made["transformer_step.onnx"][0] == ("TensorrtExecutionProvider" if providers == "tensorrt"
+                                                     else "CUDAExecutionProvider")
 
 
 def test_a_damaged_samplers_entry_is_one_line(exported, tmp_path):
