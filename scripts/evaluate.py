@@ -38,6 +38,7 @@ Decoding: the model's defaults (official: 12 steps, no guidance) unless --steps 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -45,10 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
-from magvit_onnx import synthetic
+from magvit_onnx import limits, synthetic
 from magvit_onnx.generator import Generator
 from magvit_onnx.metrics import as_float, emit_report, frechet_distance, psnr, ssim, unknown_mse
 from magvit_onnx.runtime import tasks
+from magvit_onnx.runtime.artifacts import ArtifactError
+from magvit_onnx.runtime.providers import ProviderError
 
 
 def clip_features(video: np.ndarray) -> np.ndarray:
@@ -60,6 +63,17 @@ def clip_features(video: np.ndarray) -> np.ndarray:
     x = as_float(video[None])[0]
     return np.array([*f["velocity"], f["skew"], f["found"] / len(x), *x.mean(axis=(0, 1, 2)),
                      *x.std(axis=(0, 1, 2)), np.abs(np.diff(x, axis=0)).mean()], np.float64)
+
+
+def unwritable_file(path: Path) -> str | None:
+    """Why a report cannot be written at `path` (None when it can), checked without writing."""
+    if path.is_dir():
+        return "is a folder"
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist"
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        return "cannot be written (permission denied or read-only)"
+    return None
 
 
 def in_batches(fn, count: int, batch: int):
@@ -223,7 +237,24 @@ def main(argv=None):
         p.error("--seed must be >= 0")
     if args.window_gap < 1:
         p.error("--window-gap must be >= 1")
-    generator = Generator(args.artifacts, args.providers)
+    if args.batch < 1:
+        p.error("--batch must be >= 1")
+    if args.json is not None:  # refused now, not after the whole evaluation
+        problem = unwritable_file(args.json)
+        if problem:
+            p.error(f"--json {args.json}: {problem}")
+    try:
+        generator = Generator(args.artifacts, args.providers)
+    except ArtifactError as e:
+        p.error(f"--artifacts: {e}")
+    except ProviderError as e:
+        raise SystemExit(f"--providers {args.providers}: {e.command_line()}") from None
+    try:
+        limits.check_decoding(latent_shape=generator.manifest["latent_shape"],
+                              codebook_size=generator.manifest["vocab"]["codebook_size"], steps=args.steps,
+                              guidance_scale=args.guidance_scale, sampling_temperature=args.sampling_temperature)
+    except ValueError as e:
+        p.error(f"--{str(e).split()[0].replace('_', '-')}: {e}")
     try:
         names = generator.tasks if args.tasks is None else [tasks.get_task(t).name for t in args.tasks.split(",")]
     except ValueError as e:

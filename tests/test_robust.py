@@ -749,3 +749,27 @@ def test_a_short_write_of_tokens_names_its_errno(tmp_path, media, gen):
         signal.signal(signal.SIGXFSZ, handler)
     assert summary.failed == 1
     assert error_of(tmp_path / "out", "a") == "cannot write a.npy: File too large (errno 27)"
+
+
+# ----------------------------------------------------------------- issue 32 (9): the evaluation script
+
+
+def test_evaluate_refuses_bad_arguments_before_evaluating(tmp_path, artifacts):
+    """--batch 0/-1, a bad --artifacts, --steps 0 and --providers cuda without CUDA were
+    tracebacks; an unwritable --json failed only after the whole evaluation."""
+    import onnxruntime
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "evaluate.py"
+    data = ["--data", str(tmp_path), "--count", "4"]
+    cases = [([*data, "--batch", "0"], 2, "--batch must be >= 1"),
+             ([*data, "--batch", "-1"], 2, "--batch must be >= 1"),
+             (["--artifacts", str(tmp_path / "nope")], 2, "--artifacts: "),
+             (["--artifacts", str(artifacts), "--steps", "0"], 2, "steps must be an integer >= 1, got 0"),
+             (["--artifacts", str(artifacts), "--json", str(tmp_path / "no" / "e.json")], 2, "does not exist"),
+             (["--artifacts", str(artifacts), "--json", str(tmp_path)], 2, f"--json {tmp_path}: is a folder")]
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        cases.append((["--artifacts", str(artifacts), "--providers", "cuda"], 1, "CUDAExecutionProvider not available"))
+    for args, code, text in cases:
+        result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == code and text in result.stderr, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr and "tokenizer:" not in result.stderr, args  # nothing evaluated
