@@ -14,9 +14,10 @@ no labelled data they are left out, with a notice), the other tasks on all of it
 
 Data (`--data`, see models/data.py): 'synthetic', procedural sources, a folder or manifest of
 videos, or a weighted mix such as 'synthetic:1,dead_leaves:1,photos:2'. Two ways to feed it:
-  --pool N   (default 4096) N clips tokenized once into OUT/tokens.npz (each clip and its
-             condition video for each video task): fast on CPUs; a larger N on resume grows it;
-             never more than the run draws (--steps x global batch);
+  --pool N   N clips tokenized once into OUT/tokens.npz (each clip and its condition video
+             for each video task): fast on CPUs; a larger N on resume grows it; never more
+             than the run draws (--steps x global batch); by default the clips each task
+             draws over the run (--steps x global batch / tasks), at most 4096;
   --pool 0   streaming: every step decodes its clips (in --workers processes) and tokenizes
              them, for large datasets on GPUs.
 Validation clips come from the data's validation split (held-out seeds or files).
@@ -52,6 +53,9 @@ from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.runtime import tasks
 
 
+DEFAULT_POOL, DEFAULT_VAL_POOL = 4096, 64  # clips, at most (pool_sizes)
+
+
 def parse_task_weights(text: str) -> dict[str, float]:
     """'CG=3,CFP=1.5' -> {'full_generation': 3.0, 'frame_prediction_c': 1.5} (ids or abbreviations)."""
     weights = {}
@@ -76,9 +80,12 @@ def parse_args(argv=None):
     p.add_argument("--stride", type=int, default=1, help="frame stride of windows read from video files")
     p.add_argument("--fps", type=float, default=None, help="resample video files to this frame rate instead")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--pool", type=int, default=4096,
-                   help="clips tokenized once (0 = stream and tokenize every step); a larger value on resume grows it")
-    p.add_argument("--val-pool", type=int, default=64, help="validation clips tokenized once")
+    p.add_argument("--pool", type=int, default=None,
+                   help=f"clips tokenized once (0 = stream and tokenize every step); default: the clips each task "
+                        f"draws over the run (steps x global batch / tasks), at most {DEFAULT_POOL}; never more than "
+                        f"steps x global batch; a larger value on resume grows it")
+    p.add_argument("--val-pool", type=int, default=None,
+                   help=f"validation clips tokenized once; default: as --pool's default, at most {DEFAULT_VAL_POOL}")
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=16, help="per process and micro-batch")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step")
@@ -101,6 +108,8 @@ def parse_args(argv=None):
     for name in ("steps", "batch_size", "grad_accum"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.pool is not None and args.pool < 0 or args.val_pool is not None and args.val_pool < 1:
+        p.error("--pool must be >= 0 (0 = stream) and --val-pool >= 1")
     if not 0 <= args.restart_at < args.steps:
         p.error(f"--restart-at {args.restart_at} must be in [0, --steps {args.steps})")
     return args
@@ -182,14 +191,17 @@ def token_pool(path: Path, vq, source: Source, count: int, config, variants, dev
     return pool
 
 
-def pool_size(args: argparse.Namespace, world: int) -> int:
-    """--pool, but never more clips than the run draws (steps x global batch): a short run on a
-    small folder does not decode and tokenize thousands of clips it cannot use."""
+def pool_sizes(args: argparse.Namespace, world: int, num_tasks: int) -> tuple[int, int]:
+    """(training, validation) pool sizes in clips. Each step trains one task, so over the run a
+    task draws about steps x global batch / tasks clips: a pool left at its default holds that
+    many (at most DEFAULT_POOL, DEFAULT_VAL_POOL), so a short run does not first tokenize
+    thousands of clips it cannot use. A given --pool is honoured up to steps x global batch,
+    the most the run can draw; a given --val-pool as it is."""
     drawn = args.steps * args.batch_size * world * args.grad_accum
-    if drawn < args.pool:
-        print(f"pool: {drawn} clips (--pool {args.pool}, but {args.steps} steps x global batch "
-              f"{drawn // args.steps} draw no more)", flush=True)
-    return min(args.pool, drawn)
+    per_task = -(-drawn // num_tasks)
+    pool = min(DEFAULT_POOL, per_task) if args.pool is None else min(args.pool, drawn)
+    val = min(DEFAULT_VAL_POOL, per_task) if args.val_pool is None else args.val_pool
+    return pool, val
 
 
 def latent_masks(config, variants) -> dict[str, np.ndarray]:
@@ -267,14 +279,17 @@ def main(argv=None):
     vq = load_tokenizer(args.tokenizer, device).requires_grad_(False)
     variants = condition_variants(config.tasks, config, fp_cond_frames)
     masks = latent_masks(config, variants)
+    pool_clips, val_clips = pool_sizes(args, dist.world, len(config.tasks))
     if dist.main:  # rank 0 tokenizes the pools; the others wait, then every rank reads them
-        token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), args.val_pool, config, variants, device)
-        if args.pool:
-            token_pool(args.out / "tokens.npz", vq, source, pool_size(args, dist.world), config, variants, device)
+        print(f"token pools: {pool_clips or 'none (streaming)'} training clips, {val_clips} validation clips, "
+              f"each with its condition videos", flush=True)
+        token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), val_clips, config, variants, device)
+        if pool_clips:
+            token_pool(args.out / "tokens.npz", vq, source, pool_clips, config, variants, device)
     if dist.world > 1:
         torch.distributed.barrier()
     val = load_pool(args.out / "val_tokens.npz", config)
-    pool = load_pool(args.out / "tokens.npz", config) if args.pool else None
+    pool = load_pool(args.out / "tokens.npz", config) if pool_clips else None
 
     transformer = Transformer(config).to(device)
     optimizer = transformer_optimizer(transformer, lr=args.lr)
@@ -297,10 +312,13 @@ def main(argv=None):
         model = torch.compile(model)
     per_rank, global_batch = args.batch_size, args.batch_size * dist.world * args.grad_accum
     stream = None
-    if not args.pool:
+    if not pool_clips:
         stream = batches(ScheduledSource(source, labelled, schedule, global_batch), per_rank, rank=dist.rank,
                          world=dist.world, accumulation=args.grad_accum, start_step=step, workers=args.workers)
     eligible = {name: eligible_rows(pool["labels"], name) for name in config.tasks} if pool else {}
+    if any(len(rows) == 0 for rows in eligible.values()):
+        raise SystemExit(f"the pool of {len(pool['labels'])} clips holds no labelled clip for the class-conditional "
+                         f"tasks: give a larger --pool")
 
     def save(step: int) -> None:
         save_state(args.out / "state.pt", {"transformer": transformer.state_dict(), "optimizer": optimizer.state_dict(),

@@ -264,3 +264,25 @@ def test_bad_training_data_and_state_end_in_one_line(tmp_path):
                               "--out", str(tmp_path / "tok")], capture_output=True, text=True)
     assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
         "error: --data: 'synthetic:abc': the weight after ':' must be a number > 0, e.g. 'synthetic:2'"]
+
+
+def test_the_default_pool_holds_what_the_run_draws(tmp_path):
+    """Issue 32 item 6: a 12-step run on a small folder tokenized the default --pool of 4,096
+    clips first (over 5 minutes, 4 GB). Left at their defaults, the pools hold what each task
+    draws over the run (steps x global batch / tasks), with a progress line while tokenizing;
+    a given --pool is honoured up to steps x global batch."""
+    from helpers import small_config
+
+    config = small_config()
+    torch.manual_seed(0)
+    save_weights(tmp_path / "tok.safetensors", config, {"vq": VQVAE(config.vq)})
+    common = ["--tokenizer", tmp_path / "tok.safetensors", "--batch-size", 2, "--eval-every", 9]
+    out = run("train_transformer.py", *common, "--out", tmp_path / "a", "--steps", 6)
+    tasks = len(config.tasks)
+    drawn = -(-6 * 2 // tasks)  # 12 clips drawn over ten tasks: 2 per task
+    assert f"token pools: {drawn} training clips, {drawn} validation clips" in out
+    assert f"step {drawn}/{drawn} | clips tokenized {drawn}" in out
+    for name in ("tokens.npz", "val_tokens.npz"):
+        assert len(np.load(tmp_path / "a" / name)["labels"]) == drawn
+    out = run("train_transformer.py", *common, "--out", tmp_path / "b", "--steps", 1, "--pool", 100, "--val-pool", 3)
+    assert "token pools: 2 training clips, 3 validation clips" in out
