@@ -14,6 +14,13 @@ Departure (ours): `TrainingConfig.cond_dropout` shows an example its uncondition
 sequence (TASK_FULL_GENERATION, UNCOND, MASK instead of condition tokens) with that
 probability, so classifier-free guidance has an unconditional model to contrast with.
 The official code trains no unconditional branch; cond_dropout = 0 reproduces it.
+
+Ours: the mask task (IPM, 'inpainting': any region, runtime/regions.py) trains on random
+regions, one condition variant per region kind (`REGION_KINDS`): a clip's region is drawn
+from (seed, clip index, kind) alone (`training_masks`) and its condition is built by
+`tasks.condition('inpainting', ..., mask=...)`, the function the runtime calls for a user's
+mask, under the token the runtime gives the task (`tasks.MASK_TASK.token`, the official
+inpainting one).
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ from torch import nn
 
 from magvit_onnx.models.config import MagvitConfig
 from magvit_onnx.models.token_loss import token_loss
-from magvit_onnx.runtime import tasks
+from magvit_onnx.runtime import regions, tasks
 from magvit_onnx.runtime.masking import MASK_TOKEN, random_mask, with_prefix
 from magvit_onnx.runtime.schedule import mask_ratio
 
@@ -51,6 +58,36 @@ def sample_mask_ratio(num_tokens: int, method: str, rng: np.random.Generator) ->
     return mask_ratio(rng.random(dtype=np.float32), num_tokens, method)
 
 
+# The random regions the mask task trains on: each kind of runtime/regions.py, as the region
+# to generate (inpainting) and inverted, as the region to keep (outpainting).
+REGION_KINDS = (*regions.KINDS, *(f"{kind}_inverted" for kind in regions.KINDS))
+_REGION_SALT = 0x1E61
+
+
+def training_masks(kind: str, items: Sequence[int], seed: int, config: MagvitConfig) -> np.ndarray:
+    """Pixel masks `[B, T, H, W]` (True = generate) of random regions of `kind` (one of
+    `REGION_KINDS`) for data items `items`. Item i's region is drawn from a generator seeded
+    by (seed, i, kind) alone, so a pool and a stream give a clip the same region, whatever
+    the batch, the number of processes or when the pool grew. Regions are drawn on the token
+    grid (`regions.random_regions`: never empty, never every token) and given at pixel
+    resolution, as a user's mask is given."""
+    if kind not in REGION_KINDS:
+        raise ValueError(f"unknown region kind {kind!r}: valid kinds are {', '.join(REGION_KINDS)}")
+    base, inverted = kind.removesuffix("_inverted"), kind.endswith("_inverted")
+    latent = [regions.random_regions(np.random.default_rng([seed, int(i), REGION_KINDS.index(kind), _REGION_SALT]),
+                                     1, config.vq.latent_shape, kinds=(base,), invert=float(inverted))[0]
+              for i in items]
+    return regions.pixel_region(np.stack(latent), config.vq.video_shape)
+
+
+def variant_overrides(overrides: dict, items: Sequence[int], seed: int, config: MagvitConfig) -> dict:
+    """The condition overrides of a variant for data items `items`: a random-region variant's
+    {'random_region': kind} becomes those items' masks {'mask': [B, T, H, W]}; others as given."""
+    if "random_region" not in overrides:
+        return overrides
+    return {"mask": training_masks(overrides["random_region"], items, seed, config)}
+
+
 @torch.no_grad()
 def condition_variants(task_names: Sequence[str], config: MagvitConfig,
                        fp_cond_frames: Sequence[int] = (1,)) -> dict[str, tuple[str, dict]]:
@@ -61,6 +98,9 @@ def condition_variants(task_names: Sequence[str], config: MagvitConfig,
     'frame_prediction@5' for 5 frames, with as many latent frames as those frames reach
     (5 frames of a 4x temporal pooling: 2). Ours: the official configs train one length
     (1 frame); continuing a video from more frames (long videos) needs the longer ones.
+    The mask task ('inpainting') has one variant per random-region kind, 'inpainting@box',
+    ..., 'inpainting@blob_inverted', whose overrides {'random_region': kind} are resolved per
+    clip by `variant_overrides`.
     """
     frames_per_latent = config.vq.video_shape[0] // config.vq.latent_shape[0]
     most = config.vq.latent_shape[0] - 1  # at least one latent frame is left to predict
@@ -70,6 +110,9 @@ def condition_variants(task_names: Sequence[str], config: MagvitConfig,
             for n in fp_cond_frames:
                 latent = min(most, -(-n // frames_per_latent))
                 variants[f"{name}@{n}"] = (name, {"cond_frames": n, "cond_latent_frames": latent})
+        elif tasks.get_task(name) is tasks.MASK_TASK:
+            for kind in REGION_KINDS:
+                variants[f"{name}@{kind}"] = (name, {"random_region": kind})
         else:
             variants[name] = (name, {})
     return variants

@@ -11,6 +11,9 @@ clip 1.0, warmup + cosine. Ours: condition dropout for classifier-free guidance 
 no labelled data they are left out, with a notice), the other tasks on all of it;
 `--fp-cond-frames 1,5` trains frame prediction from 1 frame (official) and from 5 frames
 (2 latent frames), each step drawing one, so a model can continue longer videos.
+`--task-weights IPM=W` adds the mask task (any region, runtime/regions.py) to the schedule
+with weight W: each step of it trains one random-region kind (a box, a moving box, a blob,
+or one of them inverted for outpainting), each clip with its own region (ours; off by default).
 
 Data (`--data`, see models/data.py): 'synthetic', procedural sources, a folder or manifest of
 videos, or a weighted mix such as 'synthetic:1,dead_leaves:1,photos:2'. Two ways to feed it:
@@ -43,7 +46,7 @@ import torch.distributed
 from magvit_onnx.models import distributed
 from magvit_onnx.models.checkpoint import load_tokenizer, load_weights, read_config, save_weights
 from magvit_onnx.models.commit_training import (commit_loss, condition_variants, mask_tokens, optimizer_step,
-                                                step_randomness, task_schedule, tokenize_task)
+                                                step_randomness, task_schedule, tokenize_task, variant_overrides)
 from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
 from magvit_onnx.models.training import (Progress, add_run_arguments, load_state, plain, restore, run_script,
@@ -102,7 +105,8 @@ def parse_args(argv=None):
     p.add_argument("--fp-cond-frames", default="1",
                    help="frame-prediction condition lengths to train, e.g. '1,5' (ours; official: 1 only)")
     p.add_argument("--task-weights", type=parse_task_weights, default={},
-                   help="per-task schedule weights, e.g. 'CG=3,CFP=1.5' (official per-task `weight`; default 1 each)")
+                   help="per-task schedule weights, e.g. 'CG=3,CFP=1.5' (official per-task `weight`; default 1 each); "
+                        "IPM=W also trains the mask task (random regions, ours; default 0: off)")
     add_run_arguments(p, what="the transformer", every=250)
     args = p.parse_args(argv)
     for name in ("steps", "batch_size", "grad_accum"):
@@ -147,12 +151,26 @@ class ScheduledSource(Source):
         return (self.labelled if tasks.get_task(task).class_conditional else self.source).item(index)
 
 
-def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, variants, device,
+def row_mask_key(key: str) -> str:
+    """The pool key of a random-region variant's latent masks, one per row."""
+    return f"{key}.latent_mask"
+
+
+def pool_keys(variants) -> set[str]:
+    """The pool keys the condition variants need: condition tokens of each video variant, and
+    the per-row latent masks of each random-region variant."""
+    video = {key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video}
+    return video | {row_mask_key(key) for key, (_, overrides) in variants.items() if "random_region" in overrides}
+
+
+def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, variants, device, seed: int,
                   chunk: int = 16) -> dict[str, np.ndarray]:
     """Tokens of items [first, first + count) of `source` (`inputs`), their `labels`, and the
     tokens of each clip's condition video for each condition variant of a video task (one key
-    per variant): `[N, t, h, w]` int16. Clips are decoded and tokenized a chunk at a time (in
-    fp32), so memory holds one chunk of video, with a progress line per chunk."""
+    per variant): `[N, t, h, w]` int16; for random-region variants also each clip's latent mask
+    (`row_mask_key`, bool), its region drawn from (`seed`, item, kind). Clips are decoded and
+    tokenized a chunk at a time (in fp32), so memory holds one chunk of video, with a progress
+    line per chunk."""
     video_keys = [key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video]
     out: dict[str, list[np.ndarray]] = {key: [] for key in ["inputs", *video_keys, "labels"]}
     progress = Progress(count)
@@ -161,8 +179,15 @@ def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, var
             clips, labels = source.take(min(chunk, count - start), start=first + start)
             out["labels"].append(labels)
             video = clips.astype(np.float32) / 255.0
-            batch = [video] + [tasks.condition(variants[key][0], video, config.vq.latent_shape, **variants[key][1])["video"]
-                               for key in video_keys]
+            items = range(first + start, first + start + len(clips))
+            batch = [video]
+            for key in video_keys:
+                name, overrides = variants[key]
+                cond = tasks.condition(name, video, config.vq.latent_shape,
+                                       **variant_overrides(overrides, items, seed, config))
+                batch.append(cond["video"])
+                if "random_region" in overrides:
+                    out.setdefault(row_mask_key(key), []).append(cond["latent_mask"])
             ids = vq.tokenize(torch.from_numpy(np.concatenate(batch)).to(device)).cpu().numpy().astype(np.int16)
             for key, part in zip(["inputs", *video_keys], np.split(ids, len(batch))):
                 out[key].append(part)
@@ -171,21 +196,21 @@ def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, var
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def token_pool(path: Path, vq, source: Source, count: int, config, variants, device) -> dict[str, np.ndarray]:
-    """Load `path`, or tokenize items [0, count) of `source` into it. When `path` holds fewer
-    than `count` clips, the missing items are tokenized and appended: a resumed run can grow
-    its pool, and the pool does not depend on when it grew."""
+def token_pool(path: Path, vq, source: Source, count: int, config, variants, device, seed: int) -> dict[str, np.ndarray]:
+    """Load `path`, or tokenize items [0, count) of `source` into it (random regions drawn from
+    `seed`). When `path` holds fewer than `count` clips, the missing items are tokenized and
+    appended: a resumed run can grow its pool, and the pool does not depend on when it grew."""
     pool = load_pool(path, config) if path.is_file() else {}
-    missing = {key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video} - set(pool)
+    missing = pool_keys(variants) - set(pool)
     if pool and missing:
-        raise SystemExit(f"{path} holds no condition tokens for {sorted(missing)} (made with other --fp-cond-frames?); "
-                         f"move it away to tokenize the pool again")
+        raise SystemExit(f"{path} holds no condition tokens for {sorted(missing)} (made with other --fp-cond-frames "
+                         f"or without --task-weights IPM?); move it away to tokenize the pool again")
     held = len(pool["labels"]) if pool else 0
     if pool and held >= count:
         return pool
     if held:
         print(f"growing {path} from {held} to {count} clips", flush=True)
-    new = tokenize_pool(vq, source, held, count - held, config, variants, device)
+    new = tokenize_pool(vq, source, held, count - held, config, variants, device, seed)
     pool = {key: np.concatenate([pool[key], part]) for key, part in new.items()} if pool else new
     np.savez(path, **pool)
     return pool
@@ -205,17 +230,19 @@ def pool_sizes(args: argparse.Namespace, world: int, num_tasks: int) -> tuple[in
 
 
 def latent_masks(config, variants) -> dict[str, np.ndarray]:
-    """Each condition variant's latent mask (it depends on the task, overrides and shapes only)."""
+    """The latent mask of each condition variant with one (it depends on the task, overrides
+    and shapes only); random-region variants have one per pool row instead (`row_mask_key`)."""
     probe = np.zeros((1, *config.vq.video_shape, 3), np.float32)
     return {key: tasks.condition(name, probe, config.vq.latent_shape, **overrides)["latent_mask"]
-            for key, (name, overrides) in variants.items()}
+            for key, (name, overrides) in variants.items() if "random_region" not in overrides}
 
 
 def pool_batch(pool, masks, key, task, index, config, device, **randomness):
     """COMMIT inputs for pool rows `index` on `task`, with the condition variant `key`."""
     inputs = pool["inputs"][index].astype(np.int64)
     cond = pool[key][index].astype(np.int64) if key in pool else np.zeros_like(inputs)
-    mask = np.broadcast_to(masks[key], (len(index), *masks[key].shape[1:]))
+    mask = pool[row_mask_key(key)][index] if key not in masks else \
+        np.broadcast_to(masks[key], (len(index), *masks[key].shape[1:]))
     labels = pool["labels"][index] if tasks.get_task(task).class_conditional else None
     return mask_tokens(inputs, cond, mask, task, config, np.random.default_rng(0), labels=labels, device=device,
                        **randomness)
@@ -238,6 +265,22 @@ def warm_start(transformer: Transformer, vq: VQVAE, path: Path, config) -> None:
         raise SystemExit(f"--init {path}: its tokenizer's encoder or codebook is not --tokenizer's, so its "
                          f"transformer learned other token ids")
     load_weights(path, {"transformer": transformer})
+
+
+def trained_tasks(config, task_weights: dict[str, float]) -> tuple[str, ...]:
+    """The tasks the schedule trains: the model's, and the mask task (IPM, random regions) when
+    --task-weights gives it a weight. Refuses weights of tasks the run does not train."""
+    mask_task = tasks.MASK_TASK.name
+    unknown = set(task_weights) - set(config.tasks) - {mask_task}
+    if unknown:
+        raise SystemExit(f"--task-weights names tasks this model does not train: {sorted(unknown)}; "
+                         f"it trains {', '.join(config.tasks)} (and IPM, the mask task, when given a weight)")
+    if mask_task not in task_weights:
+        return tuple(config.tasks)
+    if not tasks.serves_mask_task(dict.fromkeys(config.tasks)):  # the runtime would not serve it
+        raise SystemExit(f"--task-weights IPM: the mask task carries the inpainting token, and this model trains no "
+                         f"inpainting or outpainting task to serve it (it trains {', '.join(config.tasks)})")
+    return (*config.tasks, mask_task)
 
 
 def served_tasks(config, labelled: Source | None, is_main: bool) -> tuple[str, ...]:
@@ -264,10 +307,7 @@ def main(argv=None):
                                  tasks=served_tasks(config, labelled, dist.main))
     if args.cond_dropout is not None:
         config = dataclasses.replace(config, training=dataclasses.replace(config.training, cond_dropout=args.cond_dropout))
-    unknown = set(args.task_weights) - set(config.tasks)
-    if unknown:
-        raise SystemExit(f"--task-weights names tasks this model does not train: {sorted(unknown)}; "
-                         f"it trains {', '.join(config.tasks)}")
+    trained = trained_tasks(config, args.task_weights)
     if dist.main:
         args.out.mkdir(parents=True, exist_ok=True)
     state = load_state(args.out / "state.pt", device, ("transformer", "optimizer"))  # checked before any tokenizing
@@ -277,15 +317,17 @@ def main(argv=None):
                          f"a restart begins at or before it")
 
     vq = load_tokenizer(args.tokenizer, device).requires_grad_(False)
-    variants = condition_variants(config.tasks, config, fp_cond_frames)
+    variants = condition_variants(trained, config, fp_cond_frames)
     masks = latent_masks(config, variants)
-    pool_clips, val_clips = pool_sizes(args, dist.world, len(config.tasks))
+    pool_clips, val_clips = pool_sizes(args, dist.world, len(trained))
     if dist.main:  # rank 0 tokenizes the pools; the others wait, then every rank reads them
         print(f"token pools: {pool_clips or 'none (streaming)'} training clips, {val_clips} validation clips, "
               f"each with its condition videos", flush=True)
-        token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), val_clips, config, variants, device)
+        # validation regions from another seed than the training pool's
+        token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), val_clips, config, variants, device,
+                   args.seed + 1)
         if pool_clips:
-            token_pool(args.out / "tokens.npz", vq, source, pool_clips, config, variants, device)
+            token_pool(args.out / "tokens.npz", vq, source, pool_clips, config, variants, device, args.seed)
     if dist.world > 1:
         torch.distributed.barrier()
     val = load_pool(args.out / "val_tokens.npz", config)
@@ -293,8 +335,8 @@ def main(argv=None):
 
     transformer = Transformer(config).to(device)
     optimizer = transformer_optimizer(transformer, lr=args.lr)
-    weights = [args.task_weights.get(name, 1.0) for name in config.tasks]
-    schedule = task_schedule(list(config.tasks), weights, rng=np.random.default_rng(args.seed))
+    weights = [args.task_weights.get(name, 1.0) for name in trained]
+    schedule = task_schedule(list(trained), weights, rng=np.random.default_rng(args.seed))
     step = resumes_at
     if state is None and args.init is not None:
         warm_start(transformer, vq, args.init, config)
@@ -315,7 +357,7 @@ def main(argv=None):
     if not pool_clips:
         stream = batches(ScheduledSource(source, labelled, schedule, global_batch), per_rank, rank=dist.rank,
                          world=dist.world, accumulation=args.grad_accum, start_step=step, workers=args.workers)
-    eligible = {name: eligible_rows(pool["labels"], name) for name in config.tasks} if pool else {}
+    eligible = {name: eligible_rows(pool["labels"], name) for name in trained} if pool else {}
     if any(len(rows) == 0 for rows in eligible.values()):
         raise SystemExit(f"the pool of {len(pool['labels'])} clips holds no labelled clip for the class-conditional "
                          f"tasks: give a larger --pool")
@@ -325,14 +367,16 @@ def main(argv=None):
                                            "step": step, "args": plain(vars(args))})
         save_weights(args.out / "model.safetensors", config, {"vq": vq, "transformer": transformer},
                      metadata={"step": str(step), "data": args.data, "tokenizer": args.tokenizer.name,
-                               "task_weights": ",".join(f"{n}={w:g}" for n, w in zip(config.tasks, weights)),
+                               "task_weights": ",".join(f"{n}={w:g}" for n, w in zip(trained, weights)),
                                "fp_cond_frames": ",".join(map(str, fp_cond_frames)),
                                "class_names": json.dumps(list(labelled.class_names) if labelled else [])})
 
     def evaluate() -> dict[str, float]:
-        """Validation token loss per task at the same fixed masking every time."""
+        """Validation token loss per condition variant at the same fixed masking every time;
+        `val_loss` averages the model's tasks' variants (comparable with and without the
+        mask task), `val_inpainting` the mask task's region kinds."""
         transformer.eval()
-        out = {}
+        out, official, region_kinds = {}, [], []
         with torch.no_grad():
             for key, (name, _) in variants.items():
                 rows = eligible_rows(val["labels"], name)
@@ -340,19 +384,25 @@ def main(argv=None):
                 batch = pool_batch(val, masks, key, name, rows, config, device, ratio=randomness["ratio"],
                                    mask_score=randomness["mask_score"], drop=randomness["drop"])
                 out[f"val_{key}"] = commit_loss(transformer, batch, config)[1]["loss"]
-        out["val_loss"] = float(np.mean(list(out.values())))
+                (official if name in config.tasks else region_kinds).append(out[f"val_{key}"])
+        out["val_loss"] = float(np.mean(official))
+        if region_kinds:
+            out["val_inpainting"] = float(np.mean(region_kinds))
         return out
 
-    def micro_batch(key: str, randomness: dict, micro: int) -> dict[str, torch.Tensor]:
+    def micro_batch(key: str, randomness: dict, step: int, micro: int) -> dict[str, torch.Tensor]:
         """This rank's rows of micro-batch `micro` of the step, as COMMIT inputs."""
         task, overrides = variants[key]
-        rows = slice((micro * dist.world + dist.rank) * per_rank, (micro * dist.world + dist.rank + 1) * per_rank)
+        first = (micro * dist.world + dist.rank) * per_rank
+        rows = slice(first, first + per_rank)
         mine = {"ratio": randomness["ratio"], "mask_score": randomness["mask_score"][rows], "drop": randomness["drop"][rows]}
         if pool is not None:
             index = eligible[task][(randomness["picks"][rows] * len(eligible[task])).astype(np.int64)]
             return pool_batch(pool, masks, key, task, index, config, device, **mine)
-        clips, labels, _ = next(stream)
-        inputs, cond, latent_mask = tokenize_task(vq, to_tensor(clips, device), task, config, **overrides)
+        clips, labels, _ = next(stream)  # data items step x global batch + rows (models/data.IndexSampler)
+        items = range(step * global_batch + first, step * global_batch + first + per_rank)
+        inputs, cond, latent_mask = tokenize_task(vq, to_tensor(clips, device), task, config,
+                                                  **variant_overrides(overrides, items, args.seed, config))
         return mask_tokens(inputs, cond, latent_mask, task, config, np.random.default_rng(0),
                            labels=labels.numpy(), device=device, **mine)
 
@@ -361,7 +411,7 @@ def main(argv=None):
         randomness = step_randomness(args.seed, step, global_batch, config)
         keys = [key for key, (name, _) in variants.items() if name == task]
         key = keys[int(randomness["variant"] * len(keys))]  # the step's condition variant
-        micro = [micro_batch(key, randomness, m) for m in range(args.grad_accum)]
+        micro = [micro_batch(key, randomness, step, m) for m in range(args.grad_accum)]
         lr = warmup_cosine(step - args.restart_at, args.lr, args.warmup, args.steps - args.restart_at)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             metrics = optimizer_step(model, optimizer, micro, config, lr)
@@ -392,6 +442,10 @@ def load_pool(path: Path, config) -> dict[str, np.ndarray]:
         problem = f"labels outside [-1, {config.num_classes - 1}]"
     for key, ids in pool.items():
         if problem or key == "labels":
+            continue
+        if key.endswith(row_mask_key("")):  # a random-region variant's latent masks
+            if ids.shape != (len(labels), *shape) or ids.dtype != np.bool_:
+                problem = f"'{key}' is not {len(labels)} boolean token grids of {list(shape)}"
             continue
         if ids.shape != (len(labels), *shape) or not np.issubdtype(ids.dtype, np.integer):
             problem = f"'{key}' is not {len(labels)} integer token grids of {list(shape)}"

@@ -116,3 +116,61 @@ def test_frame_prediction_condition_variants(config):
     cond = tasks.condition(task, video, tiny.vq.latent_shape, **overrides)
     assert cond["latent_mask"][0, :, 0, 0].tolist() == [True, True, False, False]
     assert cond["video_mask"][0, :, 0, 0, 0].sum() == 5
+
+
+def test_random_region_variants_are_drawn_per_clip_and_kind(config):
+    """The mask task (IPM) trains one condition variant per region kind; a clip's region
+    depends on (seed, clip index, kind) only, is given at pixel resolution, and is neither
+    empty nor every token."""
+    import pytest
+
+    from magvit_onnx.models.commit_training import REGION_KINDS, condition_variants, training_masks
+    from magvit_onnx.runtime import regions
+
+    assert REGION_KINDS == ("box", "moving_box", "blob", "box_inverted", "moving_box_inverted", "blob_inverted")
+    variants = condition_variants(["inpainting_c", "inpainting"], config)
+    assert variants == {"inpainting_c": ("inpainting_c", {}),
+                        **{f"inpainting@{k}": ("inpainting", {"random_region": k}) for k in REGION_KINDS}}
+    latent, items = config.vq.latent_shape, range(40)
+    drawn = {}
+    for kind in REGION_KINDS:
+        masks = training_masks(kind, items, 7, config)
+        assert masks.shape == (40, *config.vq.video_shape) and masks.dtype == bool
+        np.testing.assert_array_equal(masks, training_masks(kind, items, 7, config))  # seeded
+        np.testing.assert_array_equal(masks[[5, 9]], training_masks(kind, [5, 9], 7, config))  # per clip
+        region = regions.token_region(masks, latent)
+        np.testing.assert_array_equal(regions.pixel_region(region, config.vq.video_shape), masks)  # whole tokens
+        flat = region.reshape(40, -1)
+        assert flat.any(axis=1).all() and not flat.all(axis=1).any()
+        assert len({r.tobytes() for r in region}) > 10  # clips get different regions
+        assert not np.array_equal(masks, training_masks(kind, items, 8, config))  # ... and the seed matters
+        drawn[kind] = region
+    static = [(r == r[:1]).all() for r in drawn["box"]]
+    assert all(static) and not all((r == r[:1]).all() for r in drawn["moving_box"])
+    assert np.mean([r.mean() for r in drawn["box_inverted"]]) > np.mean([r.mean() for r in drawn["box"]])
+    with pytest.raises(ValueError, match="valid kinds are box, moving_box, blob, box_inverted"):
+        training_masks("star", [0], 0, config)
+
+
+def test_the_mask_task_trains_the_runtime_condition_under_the_runtime_token(config):
+    """A random-region step: the condition is `tasks.condition('inpainting', mask=...)`'s (the
+    runtime's), refine inputs are its tokens inside the kept region, and the task token is
+    the one the runtime gives the mask task on a model of these tasks."""
+    from magvit_onnx.models.commit_training import mask_tokens, tokenize_task, training_masks, variant_overrides
+
+    vq, _ = models(config)
+    video = clips(config, batch=3)
+    overrides = variant_overrides({"random_region": "blob"}, [0, 1, 2], 0, config)
+    np.testing.assert_array_equal(overrides["mask"], training_masks("blob", [0, 1, 2], 0, config))
+    inputs, cond_ids, latent_mask = tokenize_task(vq, video, "IPM", config, **overrides)
+    runtime = tasks.condition("inpainting", video.numpy(), config.vq.latent_shape, mask=overrides["mask"])
+    np.testing.assert_array_equal(latent_mask, runtime["latent_mask"])
+    np.testing.assert_array_equal(cond_ids, vq.tokenize(torch.from_numpy(runtime["video"])).numpy())
+    batch = mask_tokens(inputs, cond_ids, latent_mask, "inpainting", config, np.random.default_rng(0), ratio=0.9,
+                        drop=np.zeros(3, bool))  # no condition dropout
+    served = {name: tasks.get_task(name).as_dict() for name in config.tasks}  # as the exporter's manifest
+    p = config.vocab.prefix_length
+    assert batch["masked_inputs"][:, 0].tolist() == [tasks.task_token("inpainting", served)] * 3
+    refine = batch["refine"][:, p:].numpy()
+    assert refine.any() and not (refine & ~latent_mask.reshape(3, -1)).any()
+    np.testing.assert_array_equal(batch["masked_inputs"][:, p:].numpy()[refine], cond_ids.reshape(3, -1)[refine])

@@ -286,3 +286,63 @@ def test_the_default_pool_holds_what_the_run_draws(tmp_path):
         assert len(np.load(tmp_path / "a" / name)["labels"]) == drawn
     out = run("train_transformer.py", *common, "--out", tmp_path / "b", "--steps", 1, "--pool", 100, "--val-pool", 3)
     assert "token pools: 2 training clips, 3 validation clips" in out
+
+
+def test_random_region_training_pool_and_stream(tmp_path, small_artifacts):
+    """Issue 31 item 3: `--task-weights IPM=W` trains the mask task on random regions, with a
+    pool and streaming; the pool holds, per clip and region kind, the condition tokens and the
+    latent mask the runtime (ONNX Runtime) builds for that clip's mask, under a seed of (run
+    seed, clip, kind), and is the same whoever tokenizes it."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_transformer
+
+    from helpers import small_config
+    from magvit_onnx.export.exporter import seeded_random_models
+    from magvit_onnx.models.commit_training import REGION_KINDS, condition_variants, training_masks
+    from magvit_onnx.models.data import parse_data
+    from magvit_onnx.runtime import tasks
+    from magvit_onnx.runtime.pipeline import Pipeline
+
+    config = small_config()
+    vq, _ = seeded_random_models(config, seed=0)  # the weights of small_artifacts(0)
+    save_weights(tmp_path / "tok.safetensors", config, {"vq": vq})
+    common = ["--tokenizer", tmp_path / "tok.safetensors", "--val-pool", 3, "--steps", 2, "--batch-size", 2,
+              "--eval-every", 2, "--log-every", 1, "--task-weights", "IPM=10000", "--seed", 5]
+    for pool in (4, 0):  # a pool; streaming (each step draws its clips' regions)
+        run("train_transformer.py", *common, "--pool", pool, "--out", tmp_path / f"pool{pool}")
+        rows = [json.loads(line) for line in (tmp_path / f"pool{pool}" / "metrics.jsonl").read_text().splitlines()]
+        assert all(r["task"].startswith("inpainting@") and np.isfinite(r["loss"]) for r in rows)
+        assert {f"val_inpainting@{k}" for k in REGION_KINDS} | {"val_inpainting", "val_inpainting_c"} <= set(rows[-1])
+        meta = read_metadata(tmp_path / f"pool{pool}" / "model.safetensors")
+        assert meta["task_weights"].endswith(",inpainting=10000")
+    held = [dict(np.load(tmp_path / f"pool{pool}" / "val_tokens.npz")) for pool in (4, 0)]
+    assert held[0].keys() == held[1].keys() and all(np.array_equal(held[0][k], held[1][k]) for k in held[0])
+
+    # The training pool, row by row, against the runtime's condition of the row's mask
+    pool = dict(np.load(tmp_path / "pool4" / "tokens.npz"))
+    source = parse_data("synthetic", config.vq.video_shape, "train", 5)
+    video = source.take(4)[0].astype(np.float32) / 255
+    pipeline = Pipeline.from_artifacts(small_artifacts(0), providers="cpu")
+    for kind in REGION_KINDS:
+        key = f"inpainting@{kind}"
+        masks = training_masks(kind, range(4), 5, config)
+        for row in range(4):
+            cond, cond_mask, _ = pipeline.condition_tokens("inpainting", video[row:row + 1], None, 1, mask=masks[row])
+            np.testing.assert_array_equal(pool[key][row], cond[0], err_msg=key)
+            np.testing.assert_array_equal(pool[f"{key}.latent_mask"][row], cond_mask[0], err_msg=key)
+    # ... and the rows do not depend on which chunk tokenized them (a pool grown later)
+    variants = condition_variants((*config.tasks, "inpainting"), config)
+    later = train_transformer.tokenize_pool(vq, source, 2, 2, config, variants, "cpu", seed=5)
+    assert later.keys() == pool.keys() and all(np.array_equal(later[k], pool[k][2:]) for k in pool)
+    # The step's prefix: the task token the runtime gives the mask task on this model
+    masks = train_transformer.latent_masks(config, variants)
+    batch = train_transformer.pool_batch(pool, masks, "inpainting@blob", "inpainting", np.arange(4), config, "cpu",
+                                         drop=np.zeros(4, bool))
+    token = tasks.task_token("inpainting", pipeline.manifest["tasks"])
+    assert batch["masked_inputs"][:, 0].tolist() == [token] * 4
+
+    # A model with no inpainting or outpainting task cannot serve the mask task: refused
+    narrow = dataclasses.replace(config, tasks=("frame_prediction", "full_generation"))
+    with pytest.raises(SystemExit, match="trains no inpainting or outpainting task"):
+        train_transformer.trained_tasks(narrow, {"inpainting": 1.0})
+    assert train_transformer.trained_tasks(config, {"full_generation": 2.0}) == tuple(config.tasks)
