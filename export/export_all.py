@@ -68,7 +68,10 @@ def parity_failures(report: dict, precision: str) -> list[str]:
 @click.option("--random-init", is_flag=True,
               help="Export a seeded random init even where a default model ships (tests, benchmarks).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random init.")
-def main(preset, weights, out, opset, fp16, int8, target, check, random_init, seed):
+@click.option("--decoding-by-task", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="JSON of this model's per-task decoding defaults for the manifest (scripts/choose_decoding.py "
+                   "writes one; its 'scores', 'criterion' and 'command' are left out).")
+def main(preset, weights, out, opset, fp16, int8, target, check, random_init, seed, decoding_by_task):
     """Export the three ONNX graphs and the manifest of a MAGVIT model."""
     from magvit_onnx.export.exporter import export_all, seeded_random_models
     from magvit_onnx.export.parity import check_parity
@@ -105,11 +108,12 @@ def main(preset, weights, out, opset, fp16, int8, target, check, random_init, se
         raise click.BadParameter("choose --fp16 (GPU) or --int8 (CPU), not both", param_hint="--int8")
     if int8 and target == "gpu":
         raise click.BadParameter("int8 artifacts run on CPUs only", param_hint="--target")
+    chosen = read_decoding_by_task(decoding_by_task, config) if decoding_by_task else None
     make_out(out)  # before any work: one line and exit 2 when it cannot be written
     variant = ", fp16" if fp16 else ", int8 step" if int8 else ""
     click.echo(f"exporting preset {config.name!r} to {out} (opset {opset}{variant}) ...", err=True)
     manifest = export_all(config, vq, transformer, out, opset=opset, fp16=fp16, int8=int8, weights=source,
-                          target=target, metadata=metadata)
+                          target=target, metadata=metadata, decoding_by_task=chosen)
     for name, entry in manifest["files"].items():
         click.echo(f"  {name:24s} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256'][:16]}…", err=True)
     if check:
@@ -120,6 +124,25 @@ def main(preset, weights, out, opset, fp16, int8, target, check, random_init, se
             click.secho("parity check FAILED: " + "; ".join(failures), fg="red", err=True)
             sys.exit(1)
         click.echo("parity check passed", err=True)
+
+
+def read_decoding_by_task(path: Path, config) -> dict:
+    """The task entries of a scripts/choose_decoding.py JSON (or of a plain {task: settings}),
+    checked against the model of `config`."""
+    from magvit_onnx.export.exporter import check_decoding_by_task
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise click.BadParameter(f"{path}: not a JSON file ({e})", param_hint="--decoding-by-task") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path}: must be an object of task -> settings", param_hint="--decoding-by-task")
+    chosen = {k: v for k, v in data.items() if k not in ("scores", "criterion", "command")}
+    try:
+        check_decoding_by_task(config, chosen)
+    except ValueError as e:
+        raise click.BadParameter(f"{path}: {e}", param_hint="--decoding-by-task") from None
+    return chosen
 
 
 if __name__ == "__main__":

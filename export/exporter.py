@@ -22,7 +22,7 @@ from magvit_onnx.export.model_card import class_entries, model_card
 from magvit_onnx.models.config import MagvitConfig
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
-from magvit_onnx.runtime import tasks
+from magvit_onnx.runtime import decoding as decoding_rules, tasks
 from magvit_onnx.runtime.artifacts import FORMAT_VERSION, GRAPHS, sha256
 from magvit_onnx.runtime.providers import DEFAULT_BATCH_PROFILE
 
@@ -141,8 +141,10 @@ def precision_name(fp16: bool, int8: bool) -> str:
 
 
 def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weights: dict, int8: bool = False,
-                   target: str = "cpu", metadata: dict[str, str] | None = None) -> dict:
-    """The manifest; `metadata` (the checkpoint's) gives the class names and the model card."""
+                   target: str = "cpu", metadata: dict[str, str] | None = None,
+                   decoding_by_task: dict | None = None) -> dict:
+    """The manifest; `metadata` (the checkpoint's) gives the class names and the model card;
+    `decoding_by_task` this model's per-task decoding defaults (runtime/decoding.py), if any."""
     vocab = config.vocab
     metadata = metadata or {}
     return {
@@ -158,6 +160,7 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
         "classes": class_entries(config, metadata),
         "model_card": model_card(config, weights, metadata),
         "decoding": dataclasses.asdict(config.sampling),
+        **({"decoding_by_task": decoding_by_task} if decoding_by_task else {}),
         "graphs": {name: {"filename": f"{name}.onnx", **graph_io(out / f"{name}.onnx")} for name in GRAPHS},
         # The step is transformer_step.onnx (logits) then one of these (runtime.pipeline.OrtEngine).
         "samplers": {name: {"filename": f"sampler_{name}.onnx", **graph_io(out / f"sampler_{name}.onnx")}
@@ -173,9 +176,20 @@ def build_manifest(config: MagvitConfig, out: Path, opset: int, fp16: bool, weig
     }
 
 
+def check_decoding_by_task(config: MagvitConfig, decoding_by_task: dict) -> None:
+    """Raises ValueError naming what is wrong with `decoding_by_task` for a model of `config`
+    (the check `load_manifest` makes, runtime/decoding.py)."""
+    problem = decoding_rules.by_task_problem(decoding_by_task, {
+        "tasks": config.tasks, "decoding": dataclasses.asdict(config.sampling),
+        "latent_shape": list(config.vq.latent_shape), "vocab": config.vocab.as_dict()})
+    if problem:
+        raise ValueError(f"{problem[0]} must be {problem[1]}")
+
+
 def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: str | Path, *,
                opset: int = 18, fp16: bool = False, int8: bool = False, weights: dict | None = None,
-               target: str | None = None, metadata: dict[str, str] | None = None) -> dict:
+               target: str | None = None, metadata: dict[str, str] | None = None,
+               decoding_by_task: dict | None = None) -> dict:
     """Write the graphs and `manifest.json` into `out`; returns the manifest.
 
     The graphs: vq_encoder, transformer_step (the step's transformer, -> logits), vq_decoder,
@@ -193,6 +207,7 @@ def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: s
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     if fp16 and int8:
         raise ValueError("choose fp16 (GPU) or int8 (CPU), not both")
+    check_decoding_by_task(config, decoding_by_task or {})  # before any graph is written
     if int8 and "gpu" in target:
         raise ValueError("int8 artifacts are for CPUs (CUDA and TensorRT have no kernels for ORT's dynamic "
                          "quantisation); export the GPU target in fp32 or fp16")
@@ -212,7 +227,7 @@ def export_all(config: MagvitConfig, vq: VQVAE, transformer: Transformer, out: s
             to_fp16(out / f"{name}.onnx")
     if int8:
         to_int8(out / "transformer_step.onnx")
-    manifest = build_manifest(config, out, opset, fp16, weights or {}, int8, target, metadata)
+    manifest = build_manifest(config, out, opset, fp16, weights or {}, int8, target, metadata, decoding_by_task)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -69,8 +69,8 @@ class Generator:
         return {"artifacts": str(self.artifacts), "preset": m["preset"], "providers": self.providers,
                 "video_shape": list(self.video_shape), "latent_shape": m["latent_shape"],
                 "tasks": self.tasks, "num_classes": len(self.classes), "classes": class_entries(m),
-                "decoding": m["decoding"],
-                "precision": m["precision"], "weights": m["weights"], "versions": m["versions"]}
+                "decoding": m["decoding"], "decoding_by_task": m.get("decoding_by_task", {}),
+                "decoding_choice": self.decoding, "precision": m["precision"], "weights": m["weights"], "versions": m["versions"]}
 
     # ------------------------------------------------------------------ the three graphs
 

@@ -16,7 +16,7 @@ not listed among the verified files, or any file whose sha256 differs from the m
 graph that keeps tensors in an external data file (`runtime.external_data`: such a file
 is not hashed, and the exporter never writes one), before a session exists: every byte a
 session loads is in a regular file inside the folder, checked against its sha256. It also
-refuses values no call can use (decoding defaults outside `magvit_onnx.limits`, a task
+refuses values no call can use (decoding defaults, per task too, outside `magvit_onnx.limits`, a task
 this version does not know, fewer or more classes than the vocabulary's, a bad
 `batch_profile`).
 """
@@ -27,6 +27,7 @@ import json
 import stat
 from pathlib import Path
 
+from magvit_onnx.runtime import decoding as decoding_rules
 from magvit_onnx.runtime.external_data import external_tensor
 
 FORMAT_VERSION = 1
@@ -194,6 +195,9 @@ def _check_values(manifest: dict, fail) -> None:
                        top_k=decoding["top_k"], top_p=decoding["top_p"] or None)  # top_p 0: off
     except ValueError as e:
         fail("decoding", f"defaults every call can use ({str(e).replace('steps', 'num_iter', 1)})")
+    problem = decoding_rules.by_task_problem(manifest.get("decoding_by_task", {}), manifest)
+    if problem:
+        fail(*problem)
     for name in manifest["tasks"]:
         try:
             canonical = get_task(name).name

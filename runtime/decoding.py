@@ -28,3 +28,28 @@ def by_task(manifest: dict, task: str, choice: str = "model") -> dict:
 def defaults(manifest: dict, task: str, choice: str = "model") -> dict:
     """All decoding defaults of canonical task `task` (keys as in the manifest's `decoding`)."""
     return {**manifest["decoding"], **by_task(manifest, task, choice)}
+
+
+def by_task_problem(by_task: object, manifest: dict) -> tuple[str, str] | None:
+    """What is wrong with `by_task` as the `decoding_by_task` of `manifest` (which needs only
+    `tasks`, `decoding`, `latent_shape` and `vocab.codebook_size`), as (key, what it must be),
+    or None: tasks the manifest lists, by their own names, only the settings in TUNED, and
+    values that, over `decoding`, every call of that task can use (top_k and top_p not both)."""
+    from magvit_onnx.limits import check_decoding  # numpy only
+
+    if not isinstance(by_task, dict):
+        return "decoding_by_task", "an object of task name -> {setting: value}"
+    for task, entry in by_task.items():
+        if task not in manifest["tasks"]:
+            return f"decoding_by_task key {task[:80]!r}", f"a task of this model ({', '.join(manifest['tasks'])})"
+        if not isinstance(entry, dict) or set(entry) - set(TUNED):
+            return f"decoding_by_task.{task}", f"an object of some of {', '.join(TUNED)}"
+        settings = {**manifest["decoding"], **entry}  # top_p 0 means off in `decoding` only
+        try:
+            check_decoding(latent_shape=manifest["latent_shape"], codebook_size=manifest["vocab"]["codebook_size"],
+                           sampling_temperature=settings["sampling_temperature"],
+                           mask_temperature=settings["mask_temperature"], top_k=settings["top_k"],
+                           top_p=settings["top_p"] if "top_p" in entry else settings["top_p"] or None)
+        except ValueError as e:
+            return f"decoding_by_task.{task}", f"settings every call can use ({e})"
+    return None

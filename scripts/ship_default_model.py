@@ -13,6 +13,9 @@ graph for both, and the step's sampler ships in each target's variant (a few kB 
 `--tokenizer runs/tokenizer_ft/tokenizer.safetensors` takes the decoder from a decoder-only
 fine-tune (`train_tokenizer.py --init ... --decoder-only`); its encoder and codebook must equal
 the checkpoint's, or the tokens the transformer was trained on would change.
+
+`--decoding-by-task magvit_onnx/default_model/decoding_choice.json` writes the per-task decoding
+defaults chosen on validation data (scripts/choose_decoding.py) into the manifest.
 """
 from __future__ import annotations
 
@@ -21,9 +24,10 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import click
 import torch
 
-from magvit_onnx.export.export_all import main as export_main
+from magvit_onnx.export.export_all import main as export_main, read_decoding_by_task
 from magvit_onnx.models.checkpoint import load_checkpoint, load_weights, read_config, read_metadata, save_weights
 from magvit_onnx.models.vqvae import VQVAE
 from magvit_onnx.paths import DEFAULT_MODEL
@@ -55,10 +59,17 @@ def main(argv=None):
                    help="model folder to write: weights.safetensors + artifacts/ (default: the package's)")
     p.add_argument("--tokenizer", type=Path, default=None,
                    help="decoder-only fine-tune whose decoder replaces the checkpoint's")
+    p.add_argument("--decoding-by-task", type=Path, default=None, metavar="FILE",
+                   help="this model's per-task decoding defaults for the manifest (scripts/choose_decoding.py)")
     p.add_argument("--note", action="append", default=[], metavar="KEY=VALUE",
                    help="extra metadata stored in the weights (training steps, time, ...)")
     args = p.parse_args(argv)
     config, vq, transformer = load_checkpoint(args.weights)
+    if args.decoding_by_task:  # refused before anything is written
+        try:
+            read_decoding_by_task(args.decoding_by_task, config)
+        except click.BadParameter as e:
+            raise SystemExit(f"--decoding-by-task {e.format_message()}") from None
     metadata = {**read_metadata(args.weights), **dict(note.split("=", 1) for note in args.note),
                 "source": args.weights.name, "stored_dtype": "float16"}
     if args.tokenizer is not None:
@@ -69,7 +80,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     save_weights(weights, config, {"vq": vq, "transformer": transformer}, metadata, dtype=torch.float16)
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    export_main.main(args=["--weights", str(weights), "--out", str(args.out / "artifacts"), "--check"],
+    chosen = ["--decoding-by-task", str(args.decoding_by_task)] if args.decoding_by_task else []
+    export_main.main(args=["--weights", str(weights), "--out", str(args.out / "artifacts"), "--check", *chosen],
                      prog_name="export_all.py", standalone_mode=False)
 
 

@@ -310,7 +310,20 @@ ISSUE_32_DAMAGE = [
     ("no classes", lambda d: _edit(d, lambda m: m.update(classes=[])),
      "classes must be a list of vocab.num_classes (10) classes, got 0"),
 ]
-MANIFEST_DAMAGE += ISSUE_32_DAMAGE
+MANIFEST_DAMAGE += ISSUE_32_DAMAGE + [
+    # issue 28 (5): per-task decoding defaults every call of the task can use
+    ("decoding_by_task of an alias", lambda d: _edit(d, lambda m: m.update(decoding_by_task={"FP": {}})),
+     "decoding_by_task key 'FP' must be a task of this model (frame_prediction, frame_interpolation"),
+    ("decoding_by_task with steps", lambda d: _edit(d, lambda m: m.update(
+        decoding_by_task={"frame_prediction": {"num_iter": 4}})),
+     "decoding_by_task.frame_prediction must be an object of some of sampling_temperature, mask_temperature, top_k"),
+    ("decoding_by_task out of range", lambda d: _edit(d, lambda m: m.update(
+        decoding_by_task={"inpainting_c": {"mask_temperature": -1}})),
+     "decoding_by_task.inpainting_c must be settings every call can use (mask_temperature must be a finite number"),
+    ("decoding_by_task top_k and top_p", lambda d: _edit(d, lambda m: m.update(
+        decoding_by_task={"full_generation": {"top_k": 5, "top_p": 0.9}})),
+     "(top_k and top_p cannot both be set"),
+]
 
 
 @pytest.mark.parametrize("damage, text", [pytest.param(d, t, id=case) for case, d, t in MANIFEST_DAMAGE])

@@ -100,6 +100,7 @@ disk, is cut off again and ends the run with exit 1) after the job's outputs are
      "provider": "CPUExecutionProvider", "batch": 4,            # jobs generated in one call
      "seconds": {"read": 0.02, "generate": 1.9, "decode": 0.3, "write": 0.1, "total": 2.3},
      "config": "<sha256 of the job's resolved settings, input path and model>",
+     "decoding": "model" | "official",                          # --decoding (runtime/decoding.py)
      "input_stat": [size, mtime_ns] | null, "error": null | "one line",
      "shard": [index, count], "finished": <unix time>}
 

@@ -139,7 +139,8 @@ class Runner:
                 "input": None if job.input is None else str(job.input), "class": job.class_id, "seed": job.seed,
                 "seed_from": job.seed_from, "num_videos": job.num_videos, "format": job.format,
                 "outputs": list(outputs), "provider": self.provider, "batch": batch, "seconds": seconds,
-                "config": self.plan.configs[job.id], "input_stat": input_stat(job.input), "error": error,
+                "config": self.plan.configs[job.id], "decoding": self.facts.decoding_choice,
+                "input_stat": input_stat(job.input), "error": error,
                 "shard": list(self.plan.shard), "finished": time.time()}
 
     def record(self, row: dict, videos: int) -> None:

@@ -1,0 +1,133 @@
+"""Choose a model's per-task decoding defaults on validation data (never the test split, never
+real recordings):
+
+    nice python scripts/choose_decoding.py --json magvit_onnx/default_model/decoding_choice.json
+    python scripts/ship_default_model.py --weights ... --decoding-by-task decoding_choice.json
+
+For every task, a small grid — sampling temperature x mask temperature x (no top-k/top-p, or
+top-p 0.9), the official setting (1.0, 4.5, off) among them — decodes the same validation
+clips with the same seeds (common random numbers: the settings differ, the draws do not), from
+the 'val' split of --sources (default synthetic, dead leaves and photo moves; each source
+weighs the same). Scores, lower is better, and the criterion that picks:
+
+  squared error  (default) mean squared error on the generated (unknown) region against the
+                 true clip. It rewards hedging: low temperatures and blurry, mean-like guesses
+                 score well without looking like video, so the winner can be duller than the
+                 official setting. Hence --fvd:
+  FVD            with --fvd: Fréchet Video Distance (Kinetics-400 I3D, magvit_onnx.fvd) of the
+                 generated clips against the true ones, pooled over the sources; picks instead.
+                 About 2.5 s per clip on a CPU, and biased at small N: use as many clips as
+                 you can afford.
+  classes        class-conditional generation (CG) has no true clip to compare with: its score
+                 is the error rate of the analytic classifier (`synthetic.classify`) on the
+                 generated clips against the requested class (--cg-clips per setting); a tie
+                 keeps the official setting.
+
+Ties (equal scores) keep the earlier grid entry, and the official setting comes first. Writes
+JSON: {task: {settings}, ..., "scores": {task: [{settings, score, ...}]}, "criterion": ...,
+"command": ...}, rewritten after every task, so an interrupted sweep leaves the tasks it finished.
+`--decoding-by-task` of export_all.py / ship_default_model.py reads the task entries.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from magvit_onnx import synthetic
+from magvit_onnx.generator import Generator
+from magvit_onnx.metrics import unknown_mse
+from magvit_onnx.models.data import parse_data
+from magvit_onnx.runtime import tasks
+
+OFFICIAL = {"sampling_temperature": 1.0, "mask_temperature": 4.5}
+
+
+def grid(sampling: list[float], mask: list[float], top_p: float) -> list[dict]:
+    """The settings to try, official first; top-p off is left out of the entry (the manifest's
+    `decoding.top_p` 0 = off applies), and top_p 0 tries none."""
+    settings = [{"sampling_temperature": s, "mask_temperature": m, **({"top_p": top_p} if p else {})}
+                for p, s, m in itertools.product((False, True) if top_p else (False,), sampling, mask)]
+    return sorted(settings, key=lambda s: s != OFFICIAL)
+
+
+def validation_clips(sources: list[str], video_shape, count: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(source, clips uint8 [count, T, H, W, 3], labels) of each source's 'val' split."""
+    return [(name, *parse_data(name, tuple(video_shape), split="val").take(count)) for name in sources]
+
+
+def score_task(generator: Generator, task: str, settings: dict, clips, args, fvd) -> dict:
+    """One setting's scores on one task: mean squared error on the unknown region per source
+    (and their mean), FVD where asked, the classifier's error rate for CG."""
+    if task == "full_generation":
+        classes = np.arange(args.cg_clips) % synthetic.NUM_CLASSES
+        out = generator.generate(task, class_id=classes, seed=list(range(len(classes))), steps=args.steps,
+                                 **settings)
+        return {"score": float(np.mean(synthetic.classify(out) != classes))}
+    entry, fakes, reals = {}, [], []
+    for name, videos, labels in clips:
+        if task == "frame_prediction_c" and labels[0] < 0:
+            continue  # needs a class: the labelled source only
+        cond = tasks.condition(task, videos.astype(np.float32) / 255, generator.manifest["latent_shape"])
+        out = generator.generate(task, videos, class_id=labels if task == "frame_prediction_c" else None,
+                                 seed=list(range(len(videos))), steps=args.steps, **settings)
+        entry[f"mse_{name}"] = float(unknown_mse(videos, out, cond["video_mask"]).mean())
+        fakes.append(out)
+        reals.append(videos)
+    entry["mse"] = float(np.mean([v for k, v in entry.items() if k.startswith("mse_")]))
+    if fvd is not None:
+        entry["fvd"] = float(fvd(np.concatenate(reals), np.concatenate(fakes)))
+    entry["score"] = entry["fvd" if fvd is not None else "mse"]
+    return entry
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--artifacts", type=Path, default=None, help="artifacts folder (default: the shipped model)")
+    p.add_argument("--json", type=Path, required=True, help="where to write the choice")
+    p.add_argument("--sources", default="synthetic,dead_leaves,photos",
+                   help="comma-separated validation sources (parse_data names; 'val' split)")
+    p.add_argument("--clips", type=int, default=8, help="validation clips per source")
+    p.add_argument("--cg-clips", type=int, default=20, help="class-conditional clips per setting (CG)")
+    p.add_argument("--steps", type=int, default=12, help="decoding steps")
+    p.add_argument("--sampling-temperatures", default="1.0,0.7,0.5")
+    p.add_argument("--mask-temperatures", default="4.5,2.0")
+    p.add_argument("--top-p", type=float, default=0.9, help="the top-p tried beside no top-k/top-p (0: not tried)")
+    p.add_argument("--tasks", default="", help="comma-separated tasks (default: all the model's)")
+    p.add_argument("--fvd", action="store_true", help="pick by FVD (needs the [fvd] extra; slow on CPU)")
+    args = p.parse_args(argv)
+    generator = Generator(args.artifacts)
+    names = [tasks.get_task(t).name for t in args.tasks.split(",") if t] or list(generator.manifest["tasks"])
+    settings = grid([float(v) for v in args.sampling_temperatures.split(",")],
+                    [float(v) for v in args.mask_temperatures.split(",")], args.top_p)
+    fvd = None
+    if args.fvd:
+        from magvit_onnx.fvd import I3D, frechet_distance
+        i3d = I3D()
+        fvd = lambda real, fake: frechet_distance(i3d.logits(real), i3d.logits(fake))  # noqa: E731
+    clips = validation_clips(args.sources.split(","), generator.video_shape, args.clips)
+    report = {"criterion": ("classifier error rate (CG); " if "full_generation" in names else "")
+                           + ("FVD" if args.fvd else "mean squared error on the generated region")
+                           + f", {args.clips} 'val' clips per source of {args.sources}, {args.steps} steps",
+              "command": shlex.join(["python", "scripts/choose_decoding.py", *(argv or sys.argv[1:])]),
+              "scores": {}}
+    for task in names:
+        started, rows = time.time(), []
+        for setting in settings:
+            rows.append({**setting, **score_task(generator, task, setting, clips, args, fvd)})
+        best = min(range(len(rows)), key=lambda i: rows[i]["score"])  # first of equals: official first
+        report[task] = settings[best]
+        report["scores"][task] = rows
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"{task}: {settings[best]} score {rows[best]['score']:.5g} (official {rows[0]['score']:.5g}), "
+              f"{time.time() - started:.0f} s", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Per-task decoding defaults (runtime/decoding.py): a manifest's `decoding_by_task` applies
+with decoding="model" (the default) and not with "official"; the exporter writes it, checked."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from magvit_onnx import batch, video
+from magvit_onnx.cli import main
+from magvit_onnx.generator import Generator
+
+TUNED = {"sampling_temperature": 0.25, "mask_temperature": 1.0, "top_p": 0.9}  # far from the official 1, 4.5, off
+
+
+def _with_choice(folder, to, by_task):
+    """A copy of the artifacts folder whose manifest holds `by_task` (only the graphs are hash-checked)."""
+    to.mkdir()
+    for p in folder.iterdir():
+        (to / p.name).write_bytes(p.read_bytes())
+    manifest = json.loads((to / "manifest.json").read_text())
+    (to / "manifest.json").write_text(json.dumps({**manifest, "decoding_by_task": by_task}))
+    return to
+
+
+@pytest.fixture(scope="module")
+def folders(small_artifacts, tmp_path_factory):
+    plain = small_artifacts(3)
+    return plain, _with_choice(plain, tmp_path_factory.mktemp("tuned") / "a", {"frame_prediction": TUNED})
+
+
+def test_official_and_model_differ_exactly_where_the_manifest_has_values(folders):
+    plain, tuned = folders
+    clips = np.random.default_rng(0).integers(0, 256, (2, 8, 32, 32, 3), dtype=np.uint8)
+    model, official, untouched = Generator(tuned), Generator(tuned, decoding="official"), Generator(plain)
+
+    def tokens(gen, task, **kw):
+        video = None if task == "full_generation" else clips
+        return gen.generate_tokens(task, video, class_id=[1, 2] if video is None else None, seed=[3, 4],
+                                   steps=4, **kw)
+
+    assert not np.array_equal(tokens(model, "frame_prediction"), tokens(official, "frame_prediction"))
+    assert np.array_equal(tokens(official, "frame_prediction"), tokens(untouched, "frame_prediction"))
+    # the per-task values are defaults: a call that sets them gets what it asks for
+    assert np.array_equal(tokens(model, "frame_prediction", sampling_temperature=1.0, mask_temperature=4.5, top_p=1.0),
+                          tokens(official, "frame_prediction", top_p=1.0))
+    assert np.array_equal(tokens(model, "frame_prediction"), tokens(untouched, "frame_prediction", **TUNED))
+    for task in ("frame_interpolation", "full_generation"):  # no per-task values: the same
+        assert np.array_equal(tokens(model, task), tokens(official, task))
+    assert model.info()["decoding_by_task"] == {"frame_prediction": TUNED}
+    with pytest.raises(ValueError, match="decoding must be one of 'model', 'official', got 'tuned'"):
+        Generator(plain, decoding="tuned")
+
+
+def _run(jobs, out, artifacts, *extra):
+    return CliRunner().invoke(main, ["run", str(jobs), "--out", str(out), "--artifacts", str(artifacts), *extra],
+                              catch_exceptions=False)
+
+
+def test_run_decoding_official_changes_config_and_outputs_of_tuned_tasks_only(tmp_path, folders):
+    _, tuned = folders
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("\n".join(json.dumps(j) for j in (
+        {"id": "fp", "task": "FP", "input": "clip.mp4", "steps": 3, "seed": 1, "format": "npy"},
+        {"id": "cg", "task": "CG", "class": 1, "steps": 3, "seed": 1, "format": "npy"})) + "\n")
+    video.write_mp4(tmp_path / "clip.mp4", np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), np.uint8))
+    rows = {}
+    for choice in ("model", "official"):
+        result = _run(jobs, tmp_path / choice, tuned, "--decoding", choice)
+        assert result.exit_code == 0, result.stderr
+        rows[choice] = batch.report_view(tmp_path / choice)
+        assert {row["decoding"] for row in rows[choice].values()} == {choice}
+    model, official = rows["model"], rows["official"]
+    assert model["fp"]["config"] != official["fp"]["config"]
+    assert model["fp"]["outputs"][0]["sha256"] != official["fp"]["outputs"][0]["sha256"]
+    assert model["cg"]["config"] == official["cg"]["config"]
+    assert model["cg"]["outputs"][0]["sha256"] == official["cg"]["outputs"][0]["sha256"]
+    result = _run(jobs, tmp_path / "bad", tuned, "--decoding", "tuned")
+    assert result.exit_code == 2 and "'tuned' is not one of 'model', 'official'" in result.stderr, result.stderr
+
+
+def test_info_shows_the_per_task_defaults(folders):
+    _, tuned = folders
+    result = CliRunner().invoke(main, ["info", "--artifacts", str(tuned)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["decoding_by_task"] == {"frame_prediction": TUNED}
+
+
+def test_export_writes_checked_per_task_defaults(tmp_path):
+    from magvit_onnx.export.export_all import main as export_main
+
+    bad = tmp_path / "choice.json"  # as scripts/choose_decoding.py writes it
+    bad.write_text(json.dumps({"frame_prediction": {"sampling_temperature": 0}, "scores": {}, "command": "x"}))
+    result = CliRunner().invoke(export_main, ["--preset", "tiny", "--random-init", "--out", str(tmp_path / "a"),
+                                              "--decoding-by-task", str(bad)])
+    assert result.exit_code == 2 and "decoding_by_task.frame_prediction must be settings every call can use " \
+                                      "(sampling_temperature must be a finite number > 0, got 0)" in result.output
+    assert not (tmp_path / "a").exists()  # refused before anything is written
+    from helpers import small_config
+
+    from magvit_onnx.export.exporter import export_all, seeded_random_models
+
+    config = small_config()
+    with pytest.raises(ValueError, match="decoding_by_task key 'FP' must be a task of this model"):
+        export_all(config, *seeded_random_models(config, seed=0), tmp_path / "b", decoding_by_task={"FP": {}})
+    export_all(config, *seeded_random_models(config, seed=0), tmp_path / "c",
+               decoding_by_task={"frame_prediction": {"sampling_temperature": 0.7}})
+    assert Generator(tmp_path / "c").info()["decoding_by_task"] == {"frame_prediction": {"sampling_temperature": 0.7}}
