@@ -57,6 +57,15 @@ def grid(sampling: list[float], mask: list[float], top_p: float) -> list[dict]:
     return sorted(settings, key=lambda s: s != OFFICIAL)
 
 
+def fvd_of(wanted: bool):
+    """FVD(real, fake) of two uint8 clip batches on the Kinetics-400 I3D, or None."""
+    if not wanted:
+        return None
+    from magvit_onnx.fvd import I3D, frechet_distance
+    i3d = I3D()
+    return lambda real, fake: frechet_distance(i3d.logits(real), i3d.logits(fake))
+
+
 def validation_clips(sources: list[str], video_shape, count: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(source, clips uint8 [count, T, H, W, 3], labels) of each source's 'val' split."""
     return [(name, *parse_data(name, tuple(video_shape), split="val").take(count)) for name in sources]
@@ -106,11 +115,7 @@ def main(argv=None) -> None:
     names = [tasks.get_task(t).name for t in args.tasks.split(",") if t] or list(generator.manifest["tasks"])
     settings = grid([float(v) for v in args.sampling_temperatures.split(",")],
                     [float(v) for v in args.mask_temperatures.split(",")], args.top_p)
-    fvd = None
-    if args.fvd:
-        from magvit_onnx.fvd import I3D, frechet_distance
-        i3d = I3D()
-        fvd = lambda real, fake: frechet_distance(i3d.logits(real), i3d.logits(fake))  # noqa: E731
+    fvd = fvd_of(args.fvd)
     clips = validation_clips(args.sources.split(","), generator.video_shape, args.clips)
     report = {"criterion": ("classifier error rate (CG); " if "full_generation" in names else "")
                            + ("FVD" if args.fvd else "mean squared error on the generated region")

@@ -106,3 +106,29 @@ def test_export_writes_checked_per_task_defaults(tmp_path):
     export_all(config, *seeded_random_models(config, seed=0), tmp_path / "c",
                decoding_by_task={"frame_prediction": {"sampling_temperature": 0.7}})
     assert Generator(tmp_path / "c").info()["decoding_by_task"] == {"frame_prediction": {"sampling_temperature": 0.7}}
+
+
+def test_choose_decoding_picks_each_tasks_lowest_score(tmp_path, folders):
+    import importlib.util
+    from pathlib import Path
+
+    from helpers import small_config
+
+    from magvit_onnx.export.export_all import read_decoding_by_task
+
+    path = Path(__file__).parents[1] / "scripts" / "choose_decoding.py"
+    spec = importlib.util.spec_from_file_location("choose_decoding", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "choice.json"
+    script.main(["--artifacts", str(folders[0]), "--json", str(out), "--clips", "1", "--cg-clips", "2", "--steps", "2",
+                 "--sampling-temperatures", "1.0,0.5", "--mask-temperatures", "4.5", "--tasks", "FP,CG"])
+    report = json.loads(out.read_text())
+    for task in ("frame_prediction", "full_generation"):
+        rows = report["scores"][task]
+        assert rows[0]["sampling_temperature"] == 1.0 and "top_p" not in rows[0]  # official first
+        assert len(rows) == 4 and sum("top_p" in row for row in rows) == 2
+        best = min(rows, key=lambda row: row["score"])
+        assert report[task] == {k: v for k, v in best.items() if k in TUNED}
+    assert set(report["scores"]["frame_prediction"][0]) >= {"mse_synthetic", "mse_dead_leaves", "mse_photos", "mse"}
+    assert read_decoding_by_task(out, small_config()).keys() == {"frame_prediction", "full_generation"}
