@@ -111,7 +111,7 @@ def main(argv=None) -> None:
     p.add_argument("--tasks", default="", help="comma-separated tasks (default: all the model's)")
     p.add_argument("--fvd", action="store_true", help="pick by FVD (needs the [fvd] extra; slow on CPU)")
     args = p.parse_args(argv)
-    generator = Generator(args.artifacts)
+    generator = Generator(args.artifacts, decoding="official")  # what a setting leaves unset: the official value
     names = [tasks.get_task(t).name for t in args.tasks.split(",") if t] or list(generator.manifest["tasks"])
     settings = grid([float(v) for v in args.sampling_temperatures.split(",")],
                     [float(v) for v in args.mask_temperatures.split(",")], args.top_p)
