@@ -6,7 +6,7 @@
 #
 # 1. the 3D tokenizer, warm-started from the shipped weights (--init), on the mix of the shipped
 #    recipe plus elementary graphics (docs/model-card.md), global batch 32, for at most TOK_MIN minutes;
-# 2. the transformer on the new tokens, all ten tasks, for at most TF_MIN minutes (a new tokenizer
+# 2. the transformer on the new tokens, all ten tasks and random regions (IPM), for at most TF_MIN minutes (a new tokenizer
 #    changes the token ids, so the transformer starts afresh);
 # 3. the validation numbers: the tokenizer's test card (scripts/tokenizer_card.py), its PSNR on the
 #    synthetic test split, the transformer's validation loss — printed and written to $OUT.
@@ -39,7 +39,7 @@ export PYTHONUNBUFFERED=1
   "${tok[@]}" "${device[@]}" --time-limit "$TOK_MIN" --out "$runs/tokenizer" 2> >(tee "$OUT/tokenizer.log" >&2)
 
 "$python" scripts/train_transformer.py --tokenizer "$runs/tokenizer/tokenizer.safetensors" \
-  --data "synthetic:1,dead_leaves:1,photos:1" --fp-cond-frames 1,5 --task-weights CG=3,CFP=1.5 \
+  --data "synthetic:1,dead_leaves:1,photos:1" --fp-cond-frames 1,5 --task-weights CG=3,CFP=1.5,IPM=2 \
   "${tf[@]}" "${device[@]}" --time-limit "$TF_MIN" --out "$runs/transformer" 2> >(tee "$OUT/transformer.log" >&2)
 
 "$python" - "$runs/transformer/model.safetensors" "$OUT/model.safetensors" <<'EOF'

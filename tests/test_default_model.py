@@ -38,6 +38,15 @@ def test_shipped_files_fit_the_budget():
     assert sum(f.stat().st_size for f in files) <= 50e6
 
 
+def test_shipped_model_carries_the_gpu_target_sampler():
+    """`Generator(providers="cuda")` needs no export: the shipped folder has the GPU's sampler too."""
+    import json
+
+    samplers = json.loads((DEFAULT_ARTIFACTS / "manifest.json").read_text())["samplers"]
+    assert {"plain", "full", "full_gpu"} <= set(samplers)
+    assert all((DEFAULT_ARTIFACTS / entry["filename"]).is_file() for entry in samplers.values())
+
+
 def test_default_generator_loads_the_trained_model_without_torch():
     result = run_without_torch(
         "from magvit_onnx import Generator\n"
