@@ -240,20 +240,38 @@ def find_photos(folders: Sequence[str | Path] = (), packages: bool = True) -> li
 
 
 def load_photos(paths: Sequence[str | Path]) -> list[np.ndarray]:
-    """Decodes still images (PyAV) to uint8 [h, w, 3]; files that fail or are smaller than
-    MIN_PHOTO_SIDE are skipped."""
-    import av
-
+    """Decodes still images to uint8 [h, w, 3]; files that fail or are smaller than
+    MIN_PHOTO_SIDE are skipped. PyAV decodes them; where it is not installed (the lent GPU
+    image has torch and scikit-image but not PyAV) scikit-image's reader, the 'photos' extra."""
+    try:
+        import av
+    except ImportError:
+        decode, errors = _read_with_scikit_image, (OSError, ValueError)
+    else:
+        def decode(path: str) -> np.ndarray:
+            with av.open(path) as container:
+                return next(container.decode(video=0)).to_ndarray(format="rgb24")
+        errors = (av.FFmpegError, StopIteration, OSError)
     photos = []
     for path in paths:
         try:
-            with av.open(str(path)) as container:
-                image = next(container.decode(video=0)).to_ndarray(format="rgb24")
-        except (av.FFmpegError, StopIteration, OSError):
+            image = decode(str(path))
+        except errors:
             continue
         if min(image.shape[:2]) >= MIN_PHOTO_SIDE:
             photos.append(image)
     return photos
+
+
+def _read_with_scikit_image(path: str) -> np.ndarray:
+    """uint8 [h, w, 3] as PyAV's rgb24 gives it: grey repeated, alpha dropped, 16 bits cut to 8."""
+    from skimage.io import imread
+
+    image = imread(path)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    image = np.asarray(image, np.uint8)
+    return np.repeat(image[..., None], 3, -1) if image.ndim == 2 else np.ascontiguousarray(image[..., :3])
 
 
 def area_downscale(image: np.ndarray, factor: int) -> np.ndarray:

@@ -35,6 +35,15 @@ def save_weights(path: str | Path, config: MagvitConfig, modules: dict[str, torc
     tmp.replace(path)
 
 
+def half_copy(source: str | Path, target: str | Path) -> None:
+    """`source` with its floating-point tensors in float16 (how a model ships), same keys and metadata."""
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(source)).items()}
+    target = Path(target)
+    tmp = target.with_name(target.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=read_metadata(source))
+    tmp.replace(target)
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
     try:
         with safe_open(str(path), framework="pt") as f:

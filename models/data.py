@@ -38,7 +38,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from magvit_onnx import patterns, procedural, synthetic
 from magvit_onnx.formats import VIDEO_SUFFIXES
@@ -386,6 +386,15 @@ def batches(source: Source, batch: int, *, rank: int = 0, world: int = 1, accumu
     loader = DataLoader(source, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate,
                         persistent_workers=workers > 0, prefetch_factor=2 if workers else None,
                         multiprocessing_context="spawn" if workers else None)
+    return iter(loader)
+
+
+def chunks(source: Source, first: int, count: int, chunk: int, workers: int = 0) -> Iterator[Sample]:
+    """Items [first, first + count) of `source` in order, `chunk` at a time (the last may be
+    shorter), rendered / decoded in `workers` DataLoader processes (0 = in this process): the
+    same clips as `source.take`, made in parallel (token pools, evaluation sets)."""
+    loader = DataLoader(Subset(source, range(first, first + count)), batch_size=chunk, num_workers=workers,
+                        collate_fn=collate, multiprocessing_context="spawn" if workers else None)
     return iter(loader)
 
 

@@ -73,14 +73,9 @@ if [ "$smoke" = 0 ] && [ ! -d "$site/onnxruntime" ]; then
     say "onnxruntime-gpu: no parts in /tmp/ortgpu (see --prepare); going on with the image's onnxruntime"
   fi
 fi
-# The package as installed (models/, runtime/, export/ inside magvit_onnx), as links.
-links=$(mktemp -d)
-trap 'rm -rf "$links"' EXIT
-mkdir "$links/magvit_onnx"
-for entry in "$root"/magvit_onnx/*; do ln -s "$entry" "$links/magvit_onnx/"; done
-for part in models runtime export; do ln -s "$root/$part" "$links/magvit_onnx/$part"; done
-path=$links
-[ "$smoke" = 1 ] || path=$site:$links  # the GPU wheel, never in a smoke run
+source scripts/package_path.sh
+path=$package_links
+[ "$smoke" = 1 ] || path=$site:$package_links  # the GPU wheel, never in a smoke run
 export PYTHONPATH=$path${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 # TensorRT has no TF32 option in ORT and allows TF32 by default; NVIDIA's libraries read

