@@ -51,7 +51,9 @@ class Generator:
 
     @property
     def tasks(self) -> list[str]:
-        return list(self.manifest["tasks"])
+        """The tasks this model serves: the manifest's, and `inpainting` (any region, IPM) where an
+        official inpainting or outpainting task carries its token."""
+        return list(task_registry.served(self.manifest["tasks"]))
 
     @property
     def classes(self) -> dict[int, str | None]:

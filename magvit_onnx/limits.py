@@ -125,9 +125,7 @@ def check_decoding(*, latent_shape, codebook_size: int, num_videos=1, steps=None
     if schedule is not None:
         if not isinstance(schedule, str) or len(schedule) > SHOWN_CHARS:
             raise ValueError(f"schedule must be a string ({', '.join(METHODS)}), got {shown(schedule)}")
-        ratios = mask_ratio(np.linspace(0, 1, 9), 2, schedule)  # raises with the valid methods
-        if not np.isfinite(ratios).all():
-            raise ValueError(f"schedule {schedule!r} gives no finite mask ratio; powN needs a finite N > 0")
+        mask_ratio(np.linspace(0, 1, 9), 2, schedule)  # raises with the valid methods
     out["schedule"] = schedule
     return out
 

@@ -121,6 +121,14 @@ def serves_mask_task(served: dict) -> bool:
                                            for n in served if n != MASK_TASK.name)
 
 
+def served(listed: dict[str, dict]) -> dict[str, dict]:
+    """The tasks a model serves, name -> manifest entry: the manifest's `listed` tasks, and the
+    mask task (any region) where the model serves it without listing it."""
+    if MASK_TASK.name in listed or not serves_mask_task(listed):
+        return dict(listed)
+    return {**listed, MASK_TASK.name: MASK_TASK.as_dict()}
+
+
 def task_token(task: str, served: dict | None) -> int:
     """The task token of `task` on a model serving the manifest tasks `served` (None: the
     registry's). The mask task takes its own entry's token where the manifest lists it (a

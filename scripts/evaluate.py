@@ -14,6 +14,9 @@ tasks need labelled synthetic clips and are skipped there.
 
 Measures, on test clips the model never saw:
   tokenizer     PSNR and SSIM (official definitions) of encode -> decode, uint8 in and out
+  regions       for task inpainting (IPM, any region; models serving it): per kind of random
+                region (box, moving box, blob; each also inverted, i.e. outpainting) the mean
+                squared error on the generated pixels beside the mean-colour fill's
   conditional   for FP, FI, OPC, OPV, OPH, OPD, IPC, IPD, CFP: mean squared error on the
                 UNKNOWN region (pixels outside the condition) against the true clip, beside
                 the trivial baseline, which is the condition video itself (FP/CFP: the last
@@ -49,7 +52,7 @@ import numpy as np
 from magvit_onnx import limits, synthetic
 from magvit_onnx.generator import Generator
 from magvit_onnx.metrics import as_float, emit_report, frechet_distance, psnr, ssim, unknown_mse
-from magvit_onnx.runtime import tasks
+from magvit_onnx.runtime import regions, tasks
 from magvit_onnx.runtime.artifacts import ArtifactError
 from magvit_onnx.runtime.providers import ProviderError
 
@@ -121,6 +124,29 @@ def mean_colour_fill(clips: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
     return np.where(known, x, mean)
 
 
+def evaluate_regions(generator: Generator, clips: np.ndarray, seed: int, settings: dict, fvd=None) -> dict:
+    """Task inpainting (IPM) on each kind of random region training draws (runtime/regions.py),
+    as drawn and inverted (outpainting): per kind, the mean squared error on the generated pixels
+    beside the mean-colour fill's, and FVD with `fvd`. Clip i of kind k meets the region drawn
+    from (seed, k), so every model is measured on the same regions."""
+    latent = tuple(generator.manifest["latent_shape"])
+    report = {}
+    for number, (kind, inverted) in enumerate((k, i) for i in (False, True) for k in regions.KINDS):
+        drawn = regions.random_regions(np.random.default_rng([seed, number]), len(clips), latent, (kind,), float(inverted))
+        masks = regions.pixel_region(drawn, generator.video_shape)  # [N, T, H, W], True = generate
+        out = np.concatenate([generator.generate("inpainting", video=clip, mask=mask, seed=seed + i, **settings)
+                              for i, (clip, mask) in enumerate(zip(clips, masks))])
+        known = ~masks[..., None]
+        fill = mean_colour_fill(clips, known)
+        model, baseline = unknown_mse(clips, out, known), unknown_mse(clips, fill, known)
+        entry = {"unknown_mse": float(model.mean()), "mean_fill_mse": float(baseline.mean()),
+                 "beats_mean_fill": bool(model.mean() < baseline.mean()), "generated_fraction": float(masks.mean())}
+        if fvd:
+            entry |= fvd(out) | {f"mean_fill_{k}": v for k, v in fvd(fill).items()}
+        report[kind + ("_inverted" if inverted else "")] = entry
+    return report
+
+
 def fvd_against(real: np.ndarray, i3d) -> tuple[Callable[[np.ndarray], dict], dict]:
     """`fvd(videos)` -> {"fvd": FVD of `videos` against `real`, "fvd_clips": how many clips}, the
     real clips' I3D features computed once (float videos in [0, 1] are rounded to uint8 first);
@@ -174,6 +200,11 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
     for name in task_names:
         spec = tasks.get_task(name)
         started = time.time()
+        if spec is tasks.MASK_TASK:
+            report["tasks"][name] = entry = evaluate_regions(generator, clips, seed, settings, fvd)
+            log(f"{name}: " + "; ".join(f"{kind} unknown_mse {e['unknown_mse']:.4g} (mean fill {e['mean_fill_mse']:.4g})"
+                                        for kind, e in entry.items()))
+            continue
         # One seed per clip (seed + its index): every clip gets its own random numbers, and the
         # results do not depend on --batch. (One shared seed would give each batch of CG
         # the same random numbers for the same classes: the same clips over again.)

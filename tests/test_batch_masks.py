@@ -91,6 +91,19 @@ BAD = [
 ]
 
 
+def test_a_redrawn_mask_file_changes_the_jobs_config(files, facts):
+    """Editing a mask is editing the region: a resumed run must redo the job, not skip it."""
+    def config(name):
+        line = {"id": "a", "task": "inpainting", "input": "clip.mp4", "mask": name}
+        return read_jobs(jobs_file(files, [line]), facts)[0][0].config(facts)
+
+    before, before_folder = config("hole.png"), config("masks")
+    video.write_png(files / "hole.png", white(32, 64, slice(8, 24), slice(20, 36)))
+    video.write_png(files / "masks" / "03.png", white(32, 64, slice(4, 12), slice(0, 16)))
+    assert config("hole.png") != before and config("masks") != before_folder
+    assert config("hole.png") == config("hole.png")
+
+
 def test_every_bad_mask_is_one_line(tmp_path, facts):
     lines = [{"id": f"b{i}", "input": "clip.mp4", **line} for i, (line, _) in enumerate(BAD)]
     lines.append({"id": "good", "task": "inpainting", "input": "clip.mp4", "mask": {"box": [0, 0, 8, 8], "invert": True}})

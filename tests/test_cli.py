@@ -263,8 +263,14 @@ def test_evaluate_script(artifacts, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert set(report["tasks"]) == set(TASKS)
+    assert set(report["tasks"]) == {*TASKS, "inpainting"}  # the ten and any region (IPM)
     assert 0 < report["tokenizer"]["psnr"] < 100 and -1 <= report["tokenizer"]["ssim"] <= 1
+    regions = report["tasks"].pop("inpainting")  # per kind of random region, as drawn and inverted
+    assert set(regions) == {"box", "moving_box", "blob", "box_inverted", "moving_box_inverted", "blob_inverted"}
+    for entry in regions.values():
+        assert np.isfinite(entry["unknown_mse"]) and np.isfinite(entry["mean_fill_mse"])
+        assert 0 < entry["generated_fraction"] < 1
+    assert regions["box"]["generated_fraction"] < regions["box_inverted"]["generated_fraction"]
     for name, entry in report["tasks"].items():
         assert entry["seconds_per_video"] > 0
         if TASKS[name].needs_video:

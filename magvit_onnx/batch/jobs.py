@@ -17,7 +17,7 @@ from magvit_onnx import limits
 from magvit_onnx.batch.errors import JobError
 from magvit_onnx.batch.masks import MaskSpec, parse_mask
 from magvit_onnx.limits import shown
-from magvit_onnx.runtime import decoding as decoding_rules
+from magvit_onnx.runtime import decoding as decoding_rules, tasks as task_registry
 
 FORMATS = ("mp4", "gif", "png", "npy")
 KEYS = ("id", "task", "input", "class", "class_id", "seed", "steps", "sampling_temperature", "mask_temperature",
@@ -53,7 +53,7 @@ class ModelFacts:
 
         folder = default_artifacts() if artifacts is None else Path(artifacts)
         manifest = load_manifest(folder, verify=False)  # format version; sha256s are checked by Generator
-        return cls(folder=folder, tasks=served_tasks(manifest["tasks"]), num_classes=len(manifest["classes"]),
+        return cls(folder=folder, tasks=task_registry.served(manifest["tasks"]), num_classes=len(manifest["classes"]),
                    video_shape=tuple(manifest["video"]["shape"]), latent_shape=tuple(manifest["latent_shape"]),
                    decoding=dict(manifest["decoding"]), codebook_size=manifest["vocab"]["codebook_size"],
                    model_id=hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest(),
@@ -63,17 +63,6 @@ class ModelFacts:
     def defaults(self, task: str) -> dict[str, Any]:
         """The decoding defaults of canonical task `task`."""
         return {**self.decoding, **self.decoding_by_task.get(task, {})}
-
-
-def served_tasks(listed: dict[str, dict]) -> dict[str, dict]:
-    """The manifest's tasks, and task inpainting (IPM, any region) where the model serves it
-    without listing it (through an official inpainting or outpainting task)."""
-    from magvit_onnx.runtime import tasks as task_registry
-
-    mask_task = task_registry.MASK_TASK
-    if mask_task.name in listed or not task_registry.serves_mask_task(listed):
-        return dict(listed)
-    return {**listed, mask_task.name: mask_task.as_dict()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,8 +228,6 @@ def job_id_of(record: object) -> str | None:
 
 def parse_job(record: object, line: int, facts: ModelFacts, base: Path) -> Job:
     """Validate one decoded JSON line against the model; raises JobError naming the problem."""
-    from magvit_onnx.runtime import tasks as task_registry
-
     if not isinstance(record, dict):
         raise JobError(f"a job must be a JSON object like {{\"id\": \"clip-1\", \"task\": \"FP\", "
                        f"\"input\": \"clip.mp4\"}}, got {type(record).__name__}")

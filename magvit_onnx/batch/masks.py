@@ -17,6 +17,7 @@ frame, and may leave the frame while moving.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,10 @@ class MaskSpec:
     invert: bool = False
 
     def as_json(self) -> dict:
-        """What determines the region, for the job's config hash."""
-        where = {"path": str(self.path)} if self.path is not None else {"box": list(self.box),
-                                                                         "velocity": list(self.velocity)}
+        """What determines the region, for the job's config hash: a mask file's bytes too (unlike
+        an input video's: mask files are small, and redrawing one is how a region is edited)."""
+        where = {"path": str(self.path), "sha256": _file_sha256(self.path)} if self.path is not None else \
+            {"box": list(self.box), "velocity": list(self.velocity)}
         return {**where, "invert": self.invert}
 
     def read(self, video_shape: tuple[int, int, int], latent_shape: tuple[int, int, int], *, stride: int = 1,
@@ -80,6 +82,19 @@ def box_mask(box, velocity, video_shape: tuple[int, int, int]) -> np.ndarray:
         y, x = round(top + frame * velocity[0]), round(left + frame * velocity[1])
         mask[frame, max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = True
     return mask
+
+
+def _file_sha256(path: Path) -> str | None:
+    """sha256 of a mask file, or of a folder of mask frames (each file's name and bytes); None
+    where it cannot be read (the job then fails when it reads the mask)."""
+    digest = hashlib.sha256()
+    try:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+            digest.update(f"{file.relative_to(path) if path.is_dir() else ''}\0".encode())
+            digest.update(file.read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _read_path(path: Path, video_shape, stride, fps, start) -> np.ndarray:
