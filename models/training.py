@@ -154,16 +154,23 @@ def plain(value):
 def train_loop(*, step: int, total: int, train_step: Callable[[int], dict], evaluate: Callable[[], dict],
                save: Callable[[int], None], out: Path, shown: tuple[str, ...], log_every: int, eval_every: int,
                save_every: int, time_limit: float | None, dist: Dist = Dist(), global_batch: int = 0,
-               tensorboard: bool = False) -> int:
+               tensorboard: bool = False, baseline: bool = False) -> int:
     """The loop both scripts share: step, evaluate, log (JSONL + progress), save, stop in time.
 
     `train_step(step)` does one optimiser step on every rank and returns its metrics (already
     averaged over ranks); `evaluate()` returns validation metrics and `save(step)` writes the
     resumable state — both run on rank 0 only. Every record names `world_size` and
     `global_batch`. The time limit is agreed by all ranks, so they stop at the same step.
+    `baseline` (a fresh run warm-started with --init) first logs the validation of the
+    starting weights as step 0: the number a fine-tune has to beat.
     Returns the last step.
     """
     log = MetricsLog(out / "metrics.jsonl", tensorboard) if dist.main else None
+    if baseline and dist.main:
+        record = {"step": step, "world_size": dist.world, "global_batch": global_batch, **evaluate()}
+        log.write(record)
+        print("validation of the --init weights: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in record.items() if k.startswith("val") and isinstance(v, float)), flush=True)
     progress = Progress(total, step, global_batch)
     if step >= total and dist.main:
         print(f"nothing to train: the run is at step {step} of --steps {total}", file=sys.stderr, flush=True)

@@ -194,7 +194,8 @@ def main(argv=None):
                shown=("lr", "g_loss", "reconstruction_loss", "hard_pixel_loss", "d_loss", "val_psnr", "val_psnr_raw",
                       "code_usage", "reseeded_codes"),
                log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
-               time_limit=args.time_limit, tensorboard=args.tensorboard)
+               time_limit=args.time_limit, tensorboard=args.tensorboard,
+               baseline=state is None and (args.init or args.init_2d) is not None)
     distributed.cleanup()
 
 

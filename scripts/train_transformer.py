@@ -170,8 +170,9 @@ def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, var
     per variant): `[N, t, h, w]` int16; for random-region variants also each clip's latent mask
     (`row_mask_key`, bool), its region drawn from (`seed`, item, kind). Clips are decoded and
     tokenized a chunk at a time (in fp32), so memory holds a few chunks of video, with a progress
-    line per chunk. Clips are rendered / decoded in `workers` processes: on one process, making the
-    clips, not tokenizing them, is what takes the time (about 20 ms a clip for the default mix)."""
+    line per chunk; a condition video several variants share is tokenized once. Clips are rendered /
+    decoded in `workers` processes: on a GPU and one process, making the clips, not tokenizing them,
+    is what takes the time (about 20 ms a clip for the default mix)."""
     video_keys = [key for key, (name, _) in variants.items() if tasks.get_task(name).needs_video]
     out: dict[str, list[np.ndarray]] = {key: [] for key in ["inputs", *video_keys, "labels"]}
     progress = Progress(count)
@@ -180,17 +181,22 @@ def tokenize_pool(vq: VQVAE, source: Source, first: int, count: int, config, var
             out["labels"].append(labels.numpy())
             video = clips.numpy().astype(np.float32) / 255.0
             items = range(first + start, first + start + len(clips))
-            batch = [video]
+            batch, part_of = [video], {"inputs": 0}  # part_of: key -> its condition video's place in batch
             for key in video_keys:
                 name, overrides = variants[key]
                 cond = tasks.condition(name, video, config.vq.latent_shape,
                                        **variant_overrides(overrides, items, seed, config))
-                batch.append(cond["video"])
+                # tasks that share a condition (frame prediction with and without a class) share its tokens
+                same = [i for i, held in enumerate(batch) if np.array_equal(held, cond["video"])]
+                part_of[key] = same[0] if same else len(batch)
+                if not same:
+                    batch.append(cond["video"])
                 if "random_region" in overrides:
                     out.setdefault(row_mask_key(key), []).append(cond["latent_mask"])
             ids = vq.tokenize(torch.from_numpy(np.concatenate(batch)).to(device)).cpu().numpy().astype(np.int16)
-            for key, part in zip(["inputs", *video_keys], np.split(ids, len(batch))):
-                out[key].append(part)
+            parts = np.split(ids, len(batch))
+            for key, at in part_of.items():
+                out[key].append(parts[at])
             done = min(start + chunk, count)
             progress.report(done, {"clips tokenized": done})
     return {k: np.concatenate(v) for k, v in out.items()}
@@ -422,7 +428,7 @@ def main(argv=None):
     train_loop(step=step, total=args.steps, train_step=train_step, evaluate=evaluate, save=save, out=args.out,
                shown=("lr", "loss", "val_loss"), log_every=args.log_every, eval_every=args.eval_every,
                save_every=args.save_every, time_limit=args.time_limit, dist=dist, global_batch=global_batch,
-               tensorboard=args.tensorboard)
+               tensorboard=args.tensorboard, baseline=state is None and args.init is not None)
     distributed.cleanup()
 
 

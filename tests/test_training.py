@@ -90,6 +90,16 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
                                   *map(str, bad)], capture_output=True, text=True)
         assert refused.returncode != 0 and named in refused.stderr, refused.stderr
 
+    # A fine-tune from the model (--init) first logs its starting validation as step 0: the same
+    # weights on the same validation pool give the number the model's own run ended on.
+    tuned = tmp_path / "tuned"
+    run("train_transformer.py", "--tokenizer", tok / "tokenizer.safetensors", "--init", tr / "model.safetensors",
+        "--out", tuned, "--pool", 4, "--val-pool", 4, "--steps", 1, "--batch-size", 2, "--eval-every", 1,
+        "--task-weights", "CG=3,frame_prediction_c=1.5")
+    first = json.loads((tuned / "metrics.jsonl").read_text().splitlines()[0])
+    last = json.loads((tr / "metrics.jsonl").read_text().splitlines()[-1])
+    assert first["step"] == 0 and np.isclose(first["val_loss"], last["val_loss"], rtol=1e-5)
+
     for bad, named in (("CG", "TASK=WEIGHT"), ("XX=2", "unknown task"), ("CG=0", "> 0")):
         refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_transformer.py"), "--tokenizer", "t",
                                   "--out", tmp_path / "x", "--task-weights", bad], capture_output=True, text=True)
@@ -99,6 +109,8 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     ft, full = tmp_path / "ft", tmp_path / "full"
     tuning = ["--init", tr / "model.safetensors", "--steps", 2, "--warmup", 1, "--batch-size", 1, "--eval-every", 2]
     run("train_tokenizer.py", *tuning, "--decoder-only", "--out", ft)
+    baseline = json.loads((ft / "metrics.jsonl").read_text().splitlines()[0])  # the --init weights' validation
+    assert baseline["step"] == 0 and baseline["val_psnr"] > 0 and "g_loss" not in baseline
     run("train_tokenizer.py", *tuning, "--out", full)
     before, tuned = load_file(str(tr / "model.safetensors")), load_file(str(ft / "tokenizer.safetensors"))
     frozen = [k for k in tuned if k.startswith("vq.") and not k.startswith("vq.decoder.")]  # (it also holds the D)
