@@ -124,7 +124,8 @@ def mean_colour_fill(clips: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
     return np.where(known, x, mean)
 
 
-def evaluate_regions(generator: Generator, clips: np.ndarray, seed: int, settings: dict, fvd=None) -> dict:
+def evaluate_regions(generator: Generator, clips: np.ndarray, seed: int, settings: dict, fvd=None,
+                     keep_pixels: bool = False) -> dict:
     """Task inpainting (IPM) on each kind of random region training draws (runtime/regions.py),
     as drawn and inverted (outpainting): per kind, the mean squared error on the generated pixels
     beside the mean-colour fill's, and FVD with `fvd`. Clip i of kind k meets the region drawn
@@ -134,7 +135,8 @@ def evaluate_regions(generator: Generator, clips: np.ndarray, seed: int, setting
     for number, (kind, inverted) in enumerate((k, i) for i in (False, True) for k in regions.KINDS):
         drawn = regions.random_regions(np.random.default_rng([seed, number]), len(clips), latent, (kind,), float(inverted))
         masks = regions.pixel_region(drawn, generator.video_shape)  # [N, T, H, W], True = generate
-        out = np.concatenate([generator.generate("inpainting", video=clip, mask=mask, seed=seed + i, **settings)
+        out = np.concatenate([generator.generate("inpainting", video=clip, mask=mask, seed=seed + i,
+                                                 replace_condition_pixels=keep_pixels, **settings)
                               for i, (clip, mask) in enumerate(zip(clips, masks))])
         known = ~masks[..., None]
         fill = mean_colour_fill(clips, known)
@@ -163,10 +165,13 @@ def fvd_against(real: np.ndarray, i3d) -> tuple[Callable[[np.ndarray], dict], di
 
 
 def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_names: list[str],
-             settings: dict[str, float | None], clips: np.ndarray | None = None, i3d=None) -> dict:
+             settings: dict[str, float | None], clips: np.ndarray | None = None, i3d=None,
+             keep_pixels: bool = False) -> dict:
     """The report on `clips` (default: `count` synthetic test clips, with their labels), decoding with
     `settings` (steps, guidance_scale, sampling_temperature; None = the model's); FVD lines when
-    `i3d` (a `magvit_onnx.fvd.I3D`) is given."""
+    `i3d` (a `magvit_onnx.fvd.I3D`) is given. `keep_pixels`: tasks with an input keep its known
+    pixels exactly (`replace_condition_pixels`), as the baselines do, so FVD compares only what
+    each generates; the squared error on the generated pixels is the same either way."""
     labels = None
     if clips is None:
         clips, labels = synthetic.make_dataset("test", count)
@@ -179,6 +184,7 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
                 "sampling_temperature": decoding["sampling_temperature"]}
     report: dict = {"count": count, "seed": seed} | {k: settings.get(k) if settings.get(k) is not None else v
                                                      for k, v in defaults.items()}
+    report["replace_condition_pixels"] = keep_pixels
 
     recon = in_batches(lambda s: generator.decode(generator.encode(clips[s])), count, batch)
     report["tokenizer"] = {"psnr": float(psnr(clips, recon).mean()), "ssim": float(ssim(clips, recon).mean())}
@@ -201,7 +207,7 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
         spec = tasks.get_task(name)
         started = time.time()
         if spec is tasks.MASK_TASK:
-            report["tasks"][name] = entry = evaluate_regions(generator, clips, seed, settings, fvd)
+            report["tasks"][name] = entry = evaluate_regions(generator, clips, seed, settings, fvd, keep_pixels)
             log(f"{name}: " + "; ".join(f"{kind} unknown_mse {e['unknown_mse']:.4g} (mean fill {e['mean_fill_mse']:.4g})"
                                         for kind, e in entry.items()))
             continue
@@ -210,7 +216,8 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
         # the same random numbers for the same classes: the same clips over again.)
         inputs = lambda s: ({"video": clips[s]} if spec.needs_video else {}) | (  # noqa: E731
             {"class_id": labels[s]} if spec.class_conditional else {}) | {"seed": list(range(seed + s.start, seed + s.stop))}
-        out = in_batches(lambda s: generator.generate(name, **inputs(s), **settings), count, batch)
+        keep = {"replace_condition_pixels": keep_pixels} if spec.needs_video else {}
+        out = in_batches(lambda s: generator.generate(name, **inputs(s), **settings, **keep), count, batch)
         entry = {"seconds_per_video": (time.time() - started) / count}
         if spec.needs_video:
             cond = tasks.condition(name, as_float(clips), latent)
@@ -260,6 +267,9 @@ def main(argv=None):
     p.add_argument("--fvd", action="store_true",
                    help="also report FVD (Kinetics-400 I3D; needs the [fvd] extra; about 1 s per clip "
                         "and video on a CPU core, so off by default)")
+    p.add_argument("--replace-condition-pixels", action="store_true",
+                   help="tasks with an input keep its known pixels exactly, as the baselines do (FVD then compares "
+                        "only the generated parts; official: off)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.count < 4:
@@ -309,7 +319,7 @@ def main(argv=None):
     report = evaluate(generator, args.count, args.seed, args.batch,
                       lambda line: print(line, file=sys.stderr, flush=True), names,
                       {"steps": args.steps, "guidance_scale": args.guidance_scale,
-                       "sampling_temperature": args.sampling_temperature}, clips, i3d)
+                       "sampling_temperature": args.sampling_temperature}, clips, i3d, args.replace_condition_pixels)
     if args.data is not None:
         report["data"] = str(args.data)
     # The folder as a path relative to here when it is inside (the report stays true in any

@@ -304,6 +304,17 @@ def test_evaluate_script(artifacts, tmp_path):
     report = json.loads(out.read_text())
     assert report["sampling_temperature"] == 0.5
     assert report["tasks"]["frame_prediction"]["unknown_mse"] != batch1["frame_prediction"]["unknown_mse"]
+    # Known pixels kept (for FVD against the baselines, which keep them): the generated pixels do
+    # not change; class-conditional generation, which has no input, still runs.
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
+                             "--count", "4", "--steps", "1", "--batch", "1", "--tasks", "CG,FP",
+                             "--replace-condition-pixels", "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["replace_condition_pixels"] is True
+    assert json.loads((tmp_path / "batch1.json").read_text())["replace_condition_pixels"] is False
+    assert report["tasks"]["frame_prediction"]["unknown_mse"] == batch1["frame_prediction"]["unknown_mse"]
+    assert report["tasks"]["full_generation"]["frechet_distance"] == batch1["full_generation"]["frechet_distance"]
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
                              "--tasks", "CG,XX"], capture_output=True, text=True)
     assert result.returncode == 2 and "XX" in result.stderr
