@@ -15,6 +15,7 @@ from magvit_onnx.export.graphs import DecoderGraph, EncoderGraph, StepGraph
 from magvit_onnx.models.config import MagvitConfig
 from magvit_onnx.models.transformer import Transformer
 from magvit_onnx.models.vqvae import VQVAE
+from magvit_onnx.runtime import tasks
 from magvit_onnx.runtime.pipeline import Pipeline
 
 
@@ -45,4 +46,5 @@ def reference_pipeline(config: MagvitConfig, vq: VQVAE, transformer: Transformer
                        device: str | torch.device = "cpu") -> Pipeline:
     return Pipeline(TorchEngine(vq, transformer, device), vocab=config.vocab,
                     latent_shape=config.vq.latent_shape, decoding=dataclasses.asdict(config.sampling),
-                    video_shape=config.vq.video_shape)
+                    video_shape=config.vq.video_shape,
+                    manifest={"tasks": {name: tasks.get_task(name).as_dict() for name in config.tasks}})

@@ -19,8 +19,9 @@ Ours: the mask task (IPM, 'inpainting': any region, runtime/regions.py) trains o
 regions, one condition variant per region kind (`REGION_KINDS`): a clip's region is drawn
 from (seed, clip index, kind) alone (`training_masks`) and its condition is built by
 `tasks.condition('inpainting', ..., mask=...)`, the function the runtime calls for a user's
-mask, under the token the runtime gives the task (`tasks.MASK_TASK.token`, the official
-inpainting one).
+mask, under the token the runtime gives the task (`tasks.task_token`): its own,
+TASK_INPAINTING, when the model's config lists it (scripts/train_transformer.py adds it),
+else the official inpainting token of IPC and IPD.
 """
 from __future__ import annotations
 
@@ -154,7 +155,9 @@ def mask_tokens(inputs: np.ndarray, cond_inputs: np.ndarray, latent_mask: np.nda
                          condition_mode=train.condition_mode, weight_mode=train.weight_mode, rng=rng)
     vocab = config.vocab
     class_ids = labels if spec.class_conditional else None
-    seq = with_prefix(masked, tasks.prefix(spec.name, vocab, batch, class_ids), tasks.uncond_prefix(vocab, batch))
+    listed = {name: tasks.get_task(name).as_dict() for name in config.tasks}  # as the exporter's manifest
+    seq = with_prefix(masked, tasks.prefix(spec.name, vocab, batch, class_ids, token=tasks.task_token(spec.name, listed)),
+                      tasks.uncond_prefix(vocab, batch))
 
     latent = np.s_[:, vocab.prefix_length:]
     is_masked = np.zeros(seq["targets"].shape, bool)

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from magvit_onnx.runtime.tasks import TASKS
+from magvit_onnx.runtime.tasks import MASK_TASK, TASKS
 from magvit_onnx.runtime.vocab import Vocab
 
 
@@ -232,9 +232,10 @@ def check_config(config: "MagvitConfig") -> None:
             and 0 <= config.training.cond_dropout <= 1 and 0 <= config.training.label_smoothing < 1):
         raise ConfigError("config dropout, attention_dropout and label_smoothing must be in [0, 1), "
                           "cond_dropout in [0, 1]")
-    unknown = [name for name in config.tasks if name not in TASKS]
+    valid = [*TASKS, MASK_TASK.name]  # the mask task: a model trained on random regions lists it
+    unknown = [name for name in config.tasks if name not in valid]
     if unknown or len(set(config.tasks)) != len(config.tasks):
-        raise ConfigError(f"config.tasks must name distinct tasks of {list(TASKS)}, got {list(config.tasks)}")
+        raise ConfigError(f"config.tasks must name distinct tasks of {valid}, got {list(config.tasks)}")
 
 
 def _official(name: str, width: int, transformer: TransformerConfig) -> MagvitConfig:

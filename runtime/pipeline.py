@@ -191,13 +191,13 @@ class Pipeline:
     """Task conditions + COMMIT decoding around an engine."""
 
     def __init__(self, engine: Engine, *, vocab: Vocab, latent_shape: tuple[int, int, int], decoding: dict,
-                 video_shape: tuple[int, int, int], manifest: dict | None = None):
+                 video_shape: tuple[int, int, int], manifest: dict):
         self.engine = engine
         self.vocab = vocab
         self.latent_shape = tuple(latent_shape)
         self.video_shape = tuple(video_shape)  # (T, H, W) of one window
         self.defaults = dict(decoding)
-        self.manifest = manifest  # of the artifacts folder, when there is one
+        self.manifest = manifest  # of the artifacts folder, or {"tasks": ...} of a torch model
 
     @classmethod
     def from_artifacts(cls, folder: str | Path, providers=None, **engine_options) -> "Pipeline":
@@ -270,7 +270,7 @@ class Pipeline:
         batch = cond_tokens.shape[0]
         model_fn = make_model_fn(
             self.engine.run_step, tasks.prefix(spec.name, self.vocab, batch, class_rows, token=tasks.task_token(
-                spec.name, None if self.manifest is None else self.manifest["tasks"])),
+                spec.name, self.manifest["tasks"])),
             tasks.uncond_prefix(self.vocab, batch), rng,
             temperature=_pick(sampling_temperature, d["sampling_temperature"]), top_k=_pick(top_k, d["top_k"]),
             top_p=_pick(top_p, d["top_p"]), guidance_scale=_pick(guidance_scale, d["guidance_scale"]))

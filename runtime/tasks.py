@@ -90,11 +90,15 @@ TASKS: dict[str, Task] = {t.name: t for t in (
 )}
 
 # Any region the caller gives (runtime/regions.py): not one of the ten, so TASKS stays the
-# official registry. It carries the official inpainting token (IPC's and IPD's: both
-# TASK_OUTPAINTING), so every model trained on the official tasks serves it; a model whose
-# manifest lists 'inpainting' itself is driven with that entry's token (`task_token`).
-MASK_TASK = Task("inpainting", "IPM", SpecialTokens.TASK_OUTPAINTING, "region", defaults={"mask": None},
+# official registry. Ours: a model trained on random regions lists it in its manifest under
+# its own token, TASK_INPAINTING (defined by the official registry, never used by it), so
+# learning any region does not move what IPC and IPD see. A model that does not list it
+# (trained on the official tasks only, or 0.3.x's default model, which trained random regions
+# under the shared token) serves it under the official inpainting token SHARED_TOKEN, that of
+# IPC and IPD (`served`, `task_token`).
+MASK_TASK = Task("inpainting", "IPM", SpecialTokens.TASK_INPAINTING, "region", defaults={"mask": None},
                  description="generate where a given mask is True (invert the mask to outpaint)")
+SHARED_TOKEN = SpecialTokens.TASK_OUTPAINTING
 
 _ALIASES = {t.abbreviation.lower(): t.name for t in (*TASKS.values(), MASK_TASK)} | {
     "class_generation": "full_generation",
@@ -126,16 +130,17 @@ def served(listed: dict[str, dict]) -> dict[str, dict]:
     mask task (any region) where the model serves it without listing it."""
     if MASK_TASK.name in listed or not serves_mask_task(listed):
         return dict(listed)
-    return {**listed, MASK_TASK.name: MASK_TASK.as_dict()}
+    return {**listed, MASK_TASK.name: {**MASK_TASK.as_dict(), "token": int(SHARED_TOKEN)}}
 
 
-def task_token(task: str, served: dict | None) -> int:
-    """The task token of `task` on a model serving the manifest tasks `served` (None: the
-    registry's). The mask task takes its own entry's token where the manifest lists it (a
-    model trained with a dedicated token), else the official inpainting token."""
+def task_token(task: str, listed: dict) -> int:
+    """The task token of `task` on a model whose manifest lists the tasks `listed` (name ->
+    entry): the registry's, except that the mask task takes its entry's token where the
+    manifest lists it, else the official inpainting token (`served`)."""
     spec = get_task(task)
-    entry = (served or {}).get(spec.name)
-    return int(entry["token"]) if spec is MASK_TASK and entry is not None else int(spec.token)
+    if spec is not MASK_TASK:
+        return int(spec.token)
+    return int(listed[spec.name]["token"]) if spec.name in listed else int(SHARED_TOKEN)
 
 
 # ----------------------------------------------------------------------------- regions

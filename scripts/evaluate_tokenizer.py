@@ -49,7 +49,7 @@ def main(argv=None):
               "classifier_accuracy_on_reconstructions": float((synthetic.classify(recon) == labels).mean()),
               "unknown_region_mse": {}}
     for name in config.tasks:
-        if tasks.get_task(name).needs_video:
+        if name in tasks.TASKS and tasks.get_task(name).needs_video:  # the ten (the mask task has no fixed region)
             cond = tasks.condition(name, as_float(clips), config.vq.latent_shape)
             report["unknown_region_mse"][name] = {
                 "baseline": float(unknown_mse(clips, np.clip(cond["video"], 0, 1), cond["video_mask"]).mean()),

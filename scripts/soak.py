@@ -6,7 +6,7 @@
     python scripts/soak.py --mode generator --threads 8 --count 1000      # Generator.generate in 8 threads
 
 What runs (default `--mode batch`): one JOBS file of `--count` jobs cycling over the model's
-ten tasks (inputs: a 12-frame MP4 clip, classes in turn) and the output formats mp4, gif,
+tasks (inputs: a 12-frame MP4 clip, classes in turn; the mask task a central box) and the output formats mp4, gif,
 png and npy, through `magvit_onnx.batch.run` in this process (read_video, batched
 generation with per-job seeds, PyAV encoding, atomic writes, report lines), `--steps`
 decoding steps each. `--mode generator` calls `Generator.generate` directly, from
@@ -35,6 +35,26 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+def job_task(generator, i: int) -> tuple[str, dict]:
+    """Generation i's task (the model's tasks in turn) and what it needs, as `generate`
+    keywords: 'video', 'class_id' (classes in turn), 'mask' (values filled in by the caller)."""
+    from magvit_onnx.runtime import tasks
+
+    spec = tasks.get_task(generator.tasks[i % len(generator.tasks)])
+    needs = {"video": None} if spec.needs_video else {}
+    if spec is tasks.MASK_TASK:
+        needs["mask"] = None
+    if spec.class_conditional:
+        needs["class_id"] = i % len(generator.classes)
+    return spec.name, needs
+
+
+def central_box(generator) -> list[int]:
+    """[top, left, height, width]: the middle half of the model's frame (the mask task's region)."""
+    height, width = generator.video_shape[1:]
+    return [height // 4, width // 4, height // 2, width // 2]
 
 
 def rss_bytes() -> int:
@@ -82,13 +102,14 @@ def soak_batch(artifacts: Path, work: Path, count: int, steps: int, batch_size: 
     formats = ("mp4", "gif", "png", "npy")
     lines = []
     for i in range(count):
-        task = generator.tasks[i % len(generator.tasks)]
-        entry = generator.manifest["tasks"][task]
+        task, needs = job_task(generator, i)
         job = {"id": f"soak-{i:06d}", "task": task, "steps": steps, "seed": i, "format": formats[i % 4]}
-        if entry["needs_video"]:
+        if "video" in needs:
             job["input"] = str(clip)
-        if entry["class_conditional"]:
-            job["class"] = i % len(generator.classes)
+        if "class_id" in needs:
+            job["class"] = needs["class_id"]
+        if "mask" in needs:
+            job["mask"] = central_box(generator)
         lines.append(json.dumps(job))
     jobs = work / "jobs.jsonl"
     jobs.write_text("\n".join(lines) + "\n")
@@ -120,12 +141,15 @@ def soak_generator(artifacts: Path, count: int, steps: int, threads: int, sample
                 i = next(counter, None)
             if i is None:
                 return
-            task = generator.tasks[i % len(generator.tasks)]
-            entry = generator.manifest["tasks"][task]
+            task, needs = job_task(generator, i)
+            if "video" in needs:
+                needs["video"] = clip
+            if "mask" in needs:
+                top, left, height, width = central_box(generator)
+                needs["mask"] = np.zeros(generator.video_shape[1:], bool)
+                needs["mask"][top:top + height, left:left + width] = True
             try:
-                generator.generate(task, video=clip if entry["needs_video"] else None,
-                                   class_id=i % len(generator.classes) if entry["class_conditional"] else None,
-                                   seed=i, steps=steps)
+                generator.generate(task, seed=i, steps=steps, **needs)
             except BaseException as e:  # noqa: BLE001 - reported in the JSON
                 errors.append(e)
                 return

@@ -13,7 +13,9 @@ no labelled data they are left out, with a notice), the other tasks on all of it
 (2 latent frames), each step drawing one, so a model can continue longer videos.
 `--task-weights IPM=W` adds the mask task (any region, runtime/regions.py) to the schedule
 with weight W: each step of it trains one random-region kind (a box, a moving box, a blob,
-or one of them inverted for outpainting), each clip with its own region (ours; off by default).
+or one of them inverted for outpainting), each clip with its own region (ours; off by default),
+under the task's own token (TASK_INPAINTING): the trained model lists 'inpainting' among its
+tasks, and an --init model that does not starts the token from its shared inpainting token.
 
 Data (`--data`, see models/data.py): 'synthetic', procedural sources, a folder or manifest of
 videos, or a weighted mix such as 'synthetic:1,dead_leaves:1,photos:2'. Two ways to feed it:
@@ -259,8 +261,10 @@ def warm_start(transformer: Transformer, vq: VQVAE, path: Path, config) -> None:
     """Load the transformer of model checkpoint `path`; refuse one trained on other tokens or
     for another vocabulary (its token ids would mean something else here)."""
     other = read_config(path)
-    if (other.vq, other.transformer, other.num_classes, other.tasks) != (config.vq, config.transformer,
-                                                                        config.num_classes, config.tasks):
+    mask_task = tasks.MASK_TASK.name
+    official = [tuple(n for n in c.tasks if n != mask_task) for c in (other, config)]
+    if (other.vq, other.transformer, other.num_classes, official[0]) != (config.vq, config.transformer,
+                                                                         config.num_classes, official[1]):
         raise SystemExit(f"--init {path}: its model ({other.name}, {other.num_classes} classes, tasks "
                          f"{', '.join(other.tasks)}) is not the one this run trains ({config.name}, "
                          f"{config.num_classes} classes, tasks {', '.join(config.tasks)})")
@@ -272,22 +276,25 @@ def warm_start(transformer: Transformer, vq: VQVAE, path: Path, config) -> None:
         raise SystemExit(f"--init {path}: its tokenizer's encoder or codebook is not --tokenizer's, so its "
                          f"transformer learned other token ids")
     load_weights(path, {"transformer": transformer})
+    if mask_task in config.tasks and mask_task not in other.tasks:
+        # The mask task's own token is new to this model: it starts as the token the model
+        # served any region under (the official inpainting one; 0.3.x trained random regions there).
+        rows = transformer.embeddings.word.weight
+        with torch.no_grad():
+            rows[config.vocab.row(int(tasks.MASK_TASK.token))] = rows[config.vocab.row(int(tasks.SHARED_TOKEN))]
 
 
 def trained_tasks(config, task_weights: dict[str, float]) -> tuple[str, ...]:
-    """The tasks the schedule trains: the model's, and the mask task (IPM, random regions) when
-    --task-weights gives it a weight. Refuses weights of tasks the run does not train."""
+    """The tasks the schedule trains, which the trained model lists: the model's official ones,
+    and the mask task (IPM, random regions) when --task-weights gives it a weight. Refuses
+    weights of tasks the run does not train."""
     mask_task = tasks.MASK_TASK.name
-    unknown = set(task_weights) - set(config.tasks) - {mask_task}
+    official = tuple(name for name in config.tasks if name != mask_task)
+    unknown = set(task_weights) - set(official) - {mask_task}
     if unknown:
         raise SystemExit(f"--task-weights names tasks this model does not train: {sorted(unknown)}; "
-                         f"it trains {', '.join(config.tasks)} (and IPM, the mask task, when given a weight)")
-    if mask_task not in task_weights:
-        return tuple(config.tasks)
-    if not tasks.serves_mask_task(dict.fromkeys(config.tasks)):  # the runtime would not serve it
-        raise SystemExit(f"--task-weights IPM: the mask task carries the inpainting token, and this model trains no "
-                         f"inpainting or outpainting task to serve it (it trains {', '.join(config.tasks)})")
-    return (*config.tasks, mask_task)
+                         f"it trains {', '.join(official)} (and IPM, the mask task, when given a weight)")
+    return (*official, mask_task) if mask_task in task_weights else official
 
 
 def served_tasks(config, labelled: Source | None, is_main: bool) -> tuple[str, ...]:
@@ -315,6 +322,7 @@ def main(argv=None):
     if args.cond_dropout is not None:
         config = dataclasses.replace(config, training=dataclasses.replace(config.training, cond_dropout=args.cond_dropout))
     trained = trained_tasks(config, args.task_weights)
+    config = dataclasses.replace(config, tasks=trained)  # what the trained model lists
     if dist.main:
         args.out.mkdir(parents=True, exist_ok=True)
     state = load_state(args.out / "state.pt", device, ("transformer", "optimizer"))  # checked before any tokenizing
@@ -392,7 +400,7 @@ def main(argv=None):
                 batch = pool_batch(val, masks, key, name, rows, config, device, ratio=randomness["ratio"],
                                    mask_score=randomness["mask_score"], drop=randomness["drop"])
                 out[f"val_{key}"] = commit_loss(transformer, batch, config)[1]["loss"]
-                (official if name in config.tasks else region_kinds).append(out[f"val_{key}"])
+                (region_kinds if name == tasks.MASK_TASK.name else official).append(out[f"val_{key}"])
         out["val_loss"] = float(np.mean(official))
         if region_kinds:
             out["val_inpainting"] = float(np.mean(region_kinds))

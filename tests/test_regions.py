@@ -107,16 +107,19 @@ def test_a_mask_touching_every_token_is_refused():
         tasks.condition("inpainting", clips(), LATENT, mask=grid)
 
 
-def test_the_mask_task_is_not_one_of_the_ten_and_carries_the_official_inpainting_token():
+def test_the_mask_task_is_not_one_of_the_ten_and_has_its_own_token_where_listed():
     spec = tasks.get_task("IPM")
     assert spec is tasks.MASK_TASK and spec.name == "inpainting" and "inpainting" not in tasks.TASKS
-    assert spec.token == tasks.get_task("IPC").token == tasks.get_task("IPD").token == SpecialTokens.TASK_OUTPAINTING
+    assert spec.token == SpecialTokens.TASK_INPAINTING  # a model trained on random regions lists it with this
+    assert tasks.get_task("IPC").token == tasks.get_task("IPD").token == tasks.SHARED_TOKEN == SpecialTokens.TASK_OUTPAINTING
     official = {name: t.as_dict() for name, t in tasks.TASKS.items()}
     assert tasks.serves_mask_task(official) and tasks.serves_mask_task({"outpainting_c": official["outpainting_c"]})
     assert not tasks.serves_mask_task({n: official[n] for n in ("frame_prediction", "full_generation")})
-    assert tasks.task_token("inpainting", official) == -6
-    dedicated = {**official, "inpainting": {**spec.as_dict(), "token": int(SpecialTokens.TASK_INPAINTING)}}
-    assert tasks.task_token("inpainting", dedicated) == -7 and tasks.task_token("IPC", dedicated) == -6
+    # a model that does not list it serves it under the shared token (0.3.x's default model trained it there)
+    assert tasks.task_token("inpainting", official) == tasks.served(official)["inpainting"]["token"] == -6
+    dedicated = {**official, "inpainting": spec.as_dict()}
+    assert tasks.task_token("inpainting", dedicated) == tasks.served(dedicated)["inpainting"]["token"] == -7
+    assert tasks.task_token("IPC", dedicated) == -6
     vocab = Vocab(1024, 10)
     assert tasks.prefix("inpainting", vocab, 2, token=-7).tolist() == [[-7, vocab.uncond_id]] * 2
 

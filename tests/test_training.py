@@ -99,6 +99,15 @@ def test_tokenizer_then_transformer_then_export(tmp_path):
     first = json.loads((tuned / "metrics.jsonl").read_text().splitlines()[0])
     last = json.loads((tr / "metrics.jsonl").read_text().splitlines()[-1])
     assert first["step"] == 0 and np.isclose(first["val_loss"], last["val_loss"], rtol=1e-5)
+    # A fine-tune that adds the mask task starts its own token where the shared one is
+    regions = tmp_path / "regions"
+    run("train_transformer.py", "--tokenizer", tok / "tokenizer.safetensors", "--init", tr / "model.safetensors",
+        "--out", regions, "--pool", 4, "--val-pool", 4, "--steps", 1, "--batch-size", 2, "--eval-every", 1,
+        "--task-weights", "IPM=1", "--save-every", 1, "--lr", 1e-12)
+    word = load_file(str(regions / "model.safetensors"))["transformer.embeddings.word.weight"]
+    vocab = read_config(regions / "model.safetensors").vocab
+    assert "inpainting" in read_config(regions / "model.safetensors").tasks
+    torch.testing.assert_close(word[vocab.row(-7)], word[vocab.row(-6)], rtol=0, atol=1e-6)
 
     for bad, named in (("CG", "TASK=WEIGHT"), ("XX=2", "unknown task"), ("CG=0", "> 0")):
         refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_transformer.py"), "--tokenizer", "t",
@@ -350,11 +359,19 @@ def test_random_region_training_pool_and_stream(tmp_path, small_artifacts):
     masks = train_transformer.latent_masks(config, variants)
     batch = train_transformer.pool_batch(pool, masks, "inpainting@blob", "inpainting", np.arange(4), config, "cpu",
                                          drop=np.zeros(4, bool))
-    token = tasks.task_token("inpainting", pipeline.manifest["tasks"])
-    assert batch["masked_inputs"][:, 0].tolist() == [token] * 4
+    token = tasks.task_token("inpainting", pipeline.manifest["tasks"])  # a model that does not list it: -6
+    assert batch["masked_inputs"][:, 0].tolist() == [token] * 4 == [-6] * 4
+    # The run's model lists the mask task and trained it under its own token, which its
+    # manifest (and so the runtime) gives it; IPC keeps the shared one
+    trained = read_config(tmp_path / "pool4" / "model.safetensors")
+    assert trained.tasks == (*config.tasks, "inpainting")
+    batch = train_transformer.pool_batch(pool, masks, "inpainting@blob", "inpainting", np.arange(4), trained, "cpu",
+                                         drop=np.zeros(4, bool))
+    listed = {name: tasks.get_task(name).as_dict() for name in trained.tasks}  # as the exporter writes them
+    assert batch["masked_inputs"][:, 0].tolist() == [tasks.task_token("inpainting", listed)] * 4 == [-7] * 4
+    assert tasks.task_token("inpainting_c", listed) == -6
 
-    # A model with no inpainting or outpainting task cannot serve the mask task: refused
+    # Any model can train the mask task (it has its own token); a run without IPM lists only the others
     narrow = dataclasses.replace(config, tasks=("frame_prediction", "full_generation"))
-    with pytest.raises(SystemExit, match="trains no inpainting or outpainting task"):
-        train_transformer.trained_tasks(narrow, {"inpainting": 1.0})
-    assert train_transformer.trained_tasks(config, {"full_generation": 2.0}) == tuple(config.tasks)
+    assert train_transformer.trained_tasks(narrow, {"inpainting": 1.0}) == (*narrow.tasks, "inpainting")
+    assert train_transformer.trained_tasks(trained, {"full_generation": 2.0}) == tuple(config.tasks)
