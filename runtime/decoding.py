@@ -33,15 +33,18 @@ def defaults(manifest: dict, task: str, choice: str = "model") -> dict:
 def by_task_problem(by_task: object, manifest: dict) -> tuple[str, str] | None:
     """What is wrong with `by_task` as the `decoding_by_task` of `manifest` (which needs only
     `tasks`, `decoding`, `latent_shape` and `vocab.codebook_size`), as (key, what it must be),
-    or None: tasks the manifest lists, by their own names, only the settings in TUNED, and
-    values that, over `decoding`, every call of that task can use (top_k and top_p not both)."""
+    or None: tasks the model serves (those the manifest lists, and the mask task where it serves
+    it), by their own names, only the settings in TUNED, and values that, over `decoding`, every
+    call of that task can use (top_k and top_p not both)."""
     from magvit_onnx.limits import check_decoding  # numpy only
+    from magvit_onnx.runtime.tasks import served
 
     if not isinstance(by_task, dict):
         return "decoding_by_task", "an object of task name -> {setting: value}"
+    names = list(served(dict.fromkeys(manifest["tasks"])))
     for task, entry in by_task.items():
-        if task not in manifest["tasks"]:
-            return f"decoding_by_task key {task[:80]!r}", f"a task of this model ({', '.join(manifest['tasks'])})"
+        if task not in names:
+            return f"decoding_by_task key {task[:80]!r}", f"a task of this model ({', '.join(names)})"
         if not isinstance(entry, dict) or set(entry) - set(TUNED):
             return f"decoding_by_task.{task}", f"an object of some of {', '.join(TUNED)}"
         settings = {**manifest["decoding"], **entry}  # top_p 0 means off in `decoding` only

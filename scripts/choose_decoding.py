@@ -44,7 +44,7 @@ from magvit_onnx import synthetic
 from magvit_onnx.generator import Generator
 from magvit_onnx.metrics import unknown_mse
 from magvit_onnx.models.data import parse_data
-from magvit_onnx.runtime import tasks
+from magvit_onnx.runtime import regions, tasks
 
 OFFICIAL = {"sampling_temperature": 1.0, "mask_temperature": 4.5}
 
@@ -71,6 +71,18 @@ def validation_clips(sources: list[str], video_shape, count: int) -> list[tuple[
     return [(name, *parse_data(name, tuple(video_shape), split="val").take(count)) for name in sources]
 
 
+def mask_task(generator: Generator, videos: np.ndarray, steps: int, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The mask task (IPM) on `videos`: clip i meets a random region of any kind training draws,
+    half of them inverted (outpainting), from seed i (the same for every setting). Returns the
+    known pixels [N, T, H, W, 1] and the outputs."""
+    drawn = regions.random_regions(np.random.default_rng(0), len(videos), tuple(generator.manifest["latent_shape"]),
+                                   regions.KINDS, 0.5)
+    masks = regions.pixel_region(drawn, generator.video_shape)  # True = generate
+    out = np.concatenate([generator.generate(tasks.MASK_TASK.name, video=clip, mask=mask, seed=i, steps=steps, **settings)
+                          for i, (clip, mask) in enumerate(zip(videos, masks))])
+    return ~masks[..., None], out
+
+
 def score_task(generator: Generator, task: str, settings: dict, clips, args, fvd) -> dict:
     """One setting's scores on one task: mean squared error on the unknown region per source
     (and their mean), FVD where asked, the classifier's error rate for CG."""
@@ -83,10 +95,13 @@ def score_task(generator: Generator, task: str, settings: dict, clips, args, fvd
     for name, videos, labels in clips:
         if task == "frame_prediction_c" and labels[0] < 0:
             continue  # needs a class: the labelled source only
-        cond = tasks.condition(task, videos.astype(np.float32) / 255, generator.manifest["latent_shape"])
-        out = generator.generate(task, videos, class_id=labels if task == "frame_prediction_c" else None,
-                                 seed=list(range(len(videos))), steps=args.steps, **settings)
-        entry[f"mse_{name}"] = float(unknown_mse(videos, out, cond["video_mask"]).mean())
+        if task == tasks.MASK_TASK.name:
+            known, out = mask_task(generator, videos, args.steps, settings)
+        else:
+            known = tasks.condition(task, videos.astype(np.float32) / 255, generator.manifest["latent_shape"])["video_mask"]
+            out = generator.generate(task, videos, class_id=labels if task == "frame_prediction_c" else None,
+                                     seed=list(range(len(videos))), steps=args.steps, **settings)
+        entry[f"mse_{name}"] = float(unknown_mse(videos, out, known).mean())
         fakes.append(out)
         reals.append(videos)
     entry["mse"] = float(np.mean([v for k, v in entry.items() if k.startswith("mse_")]))
@@ -112,7 +127,7 @@ def main(argv=None) -> None:
     p.add_argument("--fvd", action="store_true", help="pick by FVD (needs the [fvd] extra; slow on CPU)")
     args = p.parse_args(argv)
     generator = Generator(args.artifacts, decoding="official")  # what a setting leaves unset: the official value
-    names = [tasks.get_task(t).name for t in args.tasks.split(",") if t] or list(generator.manifest["tasks"])
+    names = [tasks.get_task(t).name for t in args.tasks.split(",") if t] or generator.tasks
     settings = grid([float(v) for v in args.sampling_temperatures.split(",")],
                     [float(v) for v in args.mask_temperatures.split(",")], args.top_p)
     fvd = fvd_of(args.fvd)

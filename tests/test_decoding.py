@@ -122,13 +122,15 @@ def test_choose_decoding_picks_each_tasks_lowest_score(tmp_path, folders):
     spec.loader.exec_module(script)
     out = tmp_path / "choice.json"
     script.main(["--artifacts", str(folders[0]), "--json", str(out), "--clips", "1", "--cg-clips", "2", "--steps", "2",
-                 "--sampling-temperatures", "1.0,0.5", "--mask-temperatures", "4.5", "--tasks", "FP,CG"])
+                 "--sampling-temperatures", "1.0,0.5", "--mask-temperatures", "4.5", "--tasks", "FP,CG,IPM"])
     report = json.loads(out.read_text())
-    for task in ("frame_prediction", "full_generation"):
+    for task in ("frame_prediction", "full_generation", "inpainting"):
         rows = report["scores"][task]
         assert rows[0]["sampling_temperature"] == 1.0 and "top_p" not in rows[0]  # official first
         assert len(rows) == 4 and sum("top_p" in row for row in rows) == 2
         best = min(rows, key=lambda row: row["score"])
         assert report[task] == {k: v for k, v in best.items() if k in TUNED}
     assert set(report["scores"]["frame_prediction"][0]) >= {"mse_synthetic", "mse_dead_leaves", "mse_photos", "mse"}
-    assert read_decoding_by_task(out, small_config()).keys() == {"frame_prediction", "full_generation"}
+    # the mask task: random regions (half inverted), scored on the generated pixels
+    assert set(report["scores"]["inpainting"][0]) >= {"mse_synthetic", "mse"}
+    assert read_decoding_by_task(out, small_config()).keys() == {"frame_prediction", "full_generation", "inpainting"}
