@@ -4,6 +4,9 @@
     python scripts/evaluate.py --artifacts magvit_onnx/default_model/artifacts --json eval.json
     python scripts/evaluate.py --data DIR --json eval_real.json      # your own videos
 
+Decoding: the model's per-task defaults where its manifest has them (`decoding_by_task`), or
+with --decoding official the official ones; the report's `decoding` says which.
+
 With --data, the clips are 16-frame windows of every video under DIR (at the model's size:
 short side scaled, centre crop; windows --window-gap frames apart, at most --count in all),
 and two more reference lines are reported: the PSNR of plain block averaging over each
@@ -184,6 +187,9 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
                 "sampling_temperature": decoding["sampling_temperature"]}
     report: dict = {"count": count, "seed": seed} | {k: settings.get(k) if settings.get(k) is not None else v
                                                      for k, v in defaults.items()}
+    # which defaults decoded: the model's per-task ones (over the values above), or the official
+    report["decoding"] = generator.decoding
+    report["decoding_by_task"] = generator.manifest.get("decoding_by_task", {}) if generator.decoding == "model" else {}
     report["replace_condition_pixels"] = keep_pixels
 
     recon = in_batches(lambda s: generator.decode(generator.encode(clips[s])), count, batch)
@@ -270,6 +276,9 @@ def main(argv=None):
     p.add_argument("--replace-condition-pixels", action="store_true",
                    help="tasks with an input keep its known pixels exactly, as the baselines do (FVD then compares "
                         "only the generated parts; official: off)")
+    p.add_argument("--decoding", choices=("model", "official"), default="model",
+                   help="the model's per-task decoding defaults (its manifest's decoding_by_task, where it has "
+                        "them) or the official ones; a given --sampling-temperature wins either way")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.count < 4:
@@ -285,7 +294,7 @@ def main(argv=None):
         if problem:
             p.error(f"--json {args.json}: {problem}")
     try:
-        generator = Generator(args.artifacts, args.providers)
+        generator = Generator(args.artifacts, args.providers, decoding=args.decoding)
     except ArtifactError as e:
         p.error(f"--artifacts: {e}")
     except ProviderError as e:

@@ -304,6 +304,20 @@ def test_evaluate_script(artifacts, tmp_path):
     report = json.loads(out.read_text())
     assert report["sampling_temperature"] == 0.5
     assert report["tasks"]["frame_prediction"]["unknown_mse"] != batch1["frame_prediction"]["unknown_mse"]
+    # A model's per-task decoding defaults decode unless --decoding official; the report says which
+    chosen = tmp_path / "chosen"
+    shutil.copytree(artifacts, chosen)
+    manifest = json.loads((chosen / "manifest.json").read_text())
+    manifest["decoding_by_task"] = {"frame_prediction": {"sampling_temperature": 0.5}}
+    (chosen / "manifest.json").write_text(json.dumps(manifest))
+    for choice, same_as in (("model", report), ("official", json.loads((tmp_path / "batch1.json").read_text()))):
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(chosen),
+                                 "--count", "4", "--steps", "1", "--batch", "1", "--tasks", "FP", "--decoding", choice,
+                                 "--json", str(tmp_path / "chosen.json")], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        chose = json.loads((tmp_path / "chosen.json").read_text())
+        assert chose["decoding"] == choice and bool(chose["decoding_by_task"]) == (choice == "model")
+        assert chose["tasks"]["frame_prediction"]["unknown_mse"] == same_as["tasks"]["frame_prediction"]["unknown_mse"]
     # Known pixels kept (for FVD against the baselines, which keep them): the generated pixels do
     # not change; class-conditional generation, which has no input, still runs.
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(artifacts),
