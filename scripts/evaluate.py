@@ -127,6 +127,12 @@ def mean_colour_fill(clips: np.ndarray, video_mask: np.ndarray) -> np.ndarray:
     return np.where(known, x, mean)
 
 
+def per_clip(values: np.ndarray) -> list[float]:
+    """Per-clip values for the report, so two models on the same clips and seeds can be
+    compared clip by clip (scripts/compare_evals.py)."""
+    return [float(v) for v in values]
+
+
 def evaluate_regions(generator: Generator, clips: np.ndarray, seed: int, settings: dict, fvd=None,
                      keep_pixels: bool = False) -> dict:
     """Task inpainting (IPM) on each kind of random region training draws (runtime/regions.py),
@@ -144,7 +150,8 @@ def evaluate_regions(generator: Generator, clips: np.ndarray, seed: int, setting
         known = ~masks[..., None]
         fill = mean_colour_fill(clips, known)
         model, baseline = unknown_mse(clips, out, known), unknown_mse(clips, fill, known)
-        entry = {"unknown_mse": float(model.mean()), "mean_fill_mse": float(baseline.mean()),
+        entry = {"unknown_mse": float(model.mean()), "unknown_mse_per_clip": per_clip(model),
+                 "mean_fill_mse": float(baseline.mean()),
                  "beats_mean_fill": bool(model.mean() < baseline.mean()), "generated_fraction": float(masks.mean())}
         if fvd:
             entry |= fvd(out) | {f"mean_fill_{k}": v for k, v in fvd(fill).items()}
@@ -229,7 +236,8 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
             cond = tasks.condition(name, as_float(clips), latent)
             model = unknown_mse(clips, out, cond["video_mask"])
             baseline = unknown_mse(clips, np.clip(cond["video"], 0, 1), cond["video_mask"])
-            entry |= {"unknown_mse": float(model.mean()), "baseline_mse": float(baseline.mean()),
+            entry |= {"unknown_mse": float(model.mean()), "unknown_mse_per_clip": per_clip(model),
+                      "baseline_mse": float(baseline.mean()),
                       "beats_baseline": bool(model.mean() < baseline.mean())}
             if fvd:
                 entry |= fvd(out) | {f"baseline_{k}": v for k, v in fvd(np.clip(cond["video"], 0, 1)).items()}
@@ -246,7 +254,8 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
             entry["frechet_distance"] = frechet_distance(np.stack([clip_features(c) for c in out]),
                                                          np.stack([clip_features(c) for c in clips]))
         report["tasks"][name] = entry
-        log(f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
+        log(f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()
+                                    if not isinstance(v, list)))
     if labels is not None:
         real = np.stack([clip_features(c) for c in clips])
         half = count // 2

@@ -275,6 +275,8 @@ def test_evaluate_script(artifacts, tmp_path):
         assert entry["seconds_per_video"] > 0
         if TASKS[name].needs_video:
             assert np.isfinite(entry["unknown_mse"]) and np.isfinite(entry["baseline_mse"])
+            assert np.mean(entry["unknown_mse_per_clip"]) == pytest.approx(entry["unknown_mse"]) and \
+                len(entry["unknown_mse_per_clip"]) == 4
         if TASKS[name].class_conditional:
             assert 0 <= entry["class_accuracy"] <= 1
     assert np.isfinite(report["tasks"]["full_generation"]["frechet_distance"])
@@ -342,6 +344,36 @@ def test_evaluate_script(artifacts, tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--artifacts", str(fewer),
                              "--tasks", "CG,IPD"], capture_output=True, text=True)
     assert result.returncode == 2 and "does not serve inpainting_dv" in result.stderr and "tokenizer" not in result.stderr
+
+
+def test_compare_evals_pairs_clips_and_says_when_a_model_is_worse(tmp_path):
+    def report(seed, fp, box):
+        return {"count": len(fp), "seed": seed, "tasks": {
+            "frame_prediction": {"unknown_mse": float(np.mean(fp)), "unknown_mse_per_clip": fp},
+            "inpainting": {"box": {"unknown_mse": float(np.mean(box)), "unknown_mse_per_clip": box}}}}
+
+    rng = np.random.default_rng(0)
+    clips = [rng.uniform(0.005, 0.03, 10).tolist() for _ in range(2)]  # clips differ far more than the models
+    paths = {}
+    for name, scale in (("base", 1.0), ("worse", 1.1), ("noisy", None)):
+        for seed in (0, 1):
+            fp = [v * (scale or rng.uniform(0.8, 1.2)) for v in clips[seed]]
+            paths[name, seed] = tmp_path / f"{name}{seed}.json"
+            paths[name, seed].write_text(json.dumps(report(seed, fp, clips[seed])))
+    script = [sys.executable, str(ROOT / "scripts" / "compare_evals.py"), "--base", paths["base", 0], paths["base", 1]]
+    for other, verdict in (("worse", "worse"), ("noisy", "no difference shown")):
+        result = subprocess.run([*map(str, script), "--new", str(paths[other, 0]), str(paths[other, 1]),
+                                 "--json", str(tmp_path / "cmp.json")], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        cmp = json.loads((tmp_path / "cmp.json").read_text())["tasks"]
+        fp = cmp["frame_prediction"]
+        assert fp["clips"] == 20 and fp["verdict"] == verdict and fp["ci95"][0] <= fp["ratio"] <= fp["ci95"][1]
+        assert cmp["inpainting:box"]["ratio"] == 1 and cmp["inpainting:box"]["verdict"] == "no difference shown"
+    assert fp["ratio"] != 1 and cmp["frame_prediction"]["ci95"][0] < 1 < cmp["frame_prediction"]["ci95"][1]
+    # reports of other seeds are not the same clips' numbers: refused
+    result = subprocess.run([*map(str, script), "--new", str(paths["worse", 1]), str(paths["worse", 0])],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "must share clips, count and seed" in result.stderr
 
 
 def test_evaluate_script_on_a_folder_of_videos(artifacts, tmp_path):
