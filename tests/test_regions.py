@@ -227,6 +227,27 @@ def test_mask_generation_is_token_identical_to_the_reference(small_artifacts, co
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_model_listing_the_mask_task_is_driven_with_its_own_token(tmp_path, config):
+    """A model trained on random regions lists `inpainting` (train_transformer.py): its manifest
+    gives the task TASK_INPAINTING, and ONNX Runtime and the reference both drive it with that."""
+    import dataclasses
+
+    from magvit_onnx.export.exporter import export_all, seeded_random_models
+    from magvit_onnx.export.reference import reference_pipeline
+
+    listed = dataclasses.replace(config, tasks=(*config.tasks, "inpainting"))
+    models = seeded_random_models(listed, seed=0)
+    export_all(listed, *models, tmp_path)
+    ours = Pipeline.from_artifacts(tmp_path, providers="cpu")
+    assert ours.manifest["tasks"]["inpainting"]["token"] == -7 and ours.manifest["tasks"]["inpainting_c"]["token"] == -6
+    mask, video = moving_box(config.vq.video_shape, size=(10, 12)), clips(1, config.vq.video_shape)
+    ref = reference_pipeline(listed, *models)
+    assert tasks.task_token("inpainting", ref.manifest["tasks"]) == -7  # (a random init decodes alike under any token)
+    assert tasks.task_token("inpainting", reference_pipeline(config, *models).manifest["tasks"]) == -6
+    np.testing.assert_array_equal(ours.generate_tokens("inpainting", video, mask=mask, seed=3, steps=4),
+                                  ref.generate_tokens("inpainting", video, mask=mask, seed=3, steps=4))
+
+
 # ----------------------------------------------------------------------------- Generator
 
 @pytest.fixture(scope="module")
