@@ -7,13 +7,16 @@ real recordings):
 For every task, a small grid — sampling temperature x mask temperature x (no top-k/top-p, or
 top-p 0.9), the official setting (1.0, 4.5, off) among them — decodes the same validation
 clips with the same seeds (common random numbers: the settings differ, the draws do not), from
-the 'val' split of --sources (default synthetic, dead leaves and photo moves; each source
-weighs the same). Scores, lower is better, and the criterion that picks:
+the 'val' split of --sources (default synthetic, dead leaves and photo moves). Scores, lower
+is better, and the criterion that picks:
 
   squared error  (default) mean squared error on the generated (unknown) region against the
-                 true clip. It rewards hedging: low temperatures and blurry, mean-like guesses
-                 score well without looking like video, so the winner can be duller than the
-                 official setting. Hence --fvd:
+                 true clip, per source, relative to the official setting's on that source,
+                 averaged over the sources: each source weighs the same (a source whose errors
+                 are ten times larger, such as dead leaves, would otherwise decide alone); the
+                 official setting scores 1. It rewards hedging: low temperatures and blurry,
+                 mean-like guesses score well without looking like video, so the winner can be
+                 duller than the official setting. Hence --fvd:
   FVD            with --fvd: Fréchet Video Distance (Kinetics-400 I3D, magvit_onnx.fvd) of the
                  generated clips against the true ones, pooled over the sources; picks instead.
                  About 2.5 s per clip on a CPU, and biased at small N: use as many clips as
@@ -23,16 +26,21 @@ weighs the same). Scores, lower is better, and the criterion that picks:
                  generated clips against the requested class (--cg-clips per setting); a tie
                  keeps the official setting.
 
-Ties (equal scores) keep the earlier grid entry, and the official setting comes first. Writes
-JSON: {task: {settings}, ..., "scores": {task: [{settings, score, ...}]}, "criterion": ...,
-"command": ...}, rewritten after every task, so an interrupted sweep leaves the tasks it finished.
-`--decoding-by-task` of export_all.py / ship_default_model.py reads the task entries.
+A setting replaces the official one only where its score is at least --min-gain (5 %) below
+the official score: a few validation clips cannot tell smaller differences from noise. Among
+those, the lowest score wins; ties keep the earlier grid entry. Writes JSON: {task: {settings},
+..., "scores": {task: [{settings, score, ...}]}, "criterion": ..., "command": ...}, rewritten
+after every task, so an interrupted sweep leaves the tasks it finished. `--from-scores FILE`
+picks again from a sweep's stored scores without decoding anything (another --min-gain, or a
+sweep made before this criterion). `--decoding-by-task` of export_all.py /
+ship_default_model.py reads the task entries.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import re
 import shlex
 import sys
 import time
@@ -45,6 +53,7 @@ from magvit_onnx.generator import Generator
 from magvit_onnx.metrics import unknown_mse
 from magvit_onnx.models.data import parse_data
 from magvit_onnx.runtime import regions, tasks
+from magvit_onnx.runtime.decoding import TUNED
 
 OFFICIAL = {"sampling_temperature": 1.0, "mask_temperature": 4.5}
 
@@ -54,7 +63,7 @@ def grid(sampling: list[float], mask: list[float], top_p: float) -> list[dict]:
     `decoding.top_p` 0 = off applies), and top_p 0 tries none."""
     settings = [{"sampling_temperature": s, "mask_temperature": m, **({"top_p": top_p} if p else {})}
                 for p, s, m in itertools.product((False, True) if top_p else (False,), sampling, mask)]
-    return sorted(settings, key=lambda s: s != OFFICIAL)
+    return [OFFICIAL, *(s for s in settings if s != OFFICIAL)]  # the official setting is always tried, first
 
 
 def fvd_of(wanted: bool):
@@ -107,8 +116,28 @@ def score_task(generator: Generator, task: str, settings: dict, clips, args, fvd
     entry["mse"] = float(np.mean([v for k, v in entry.items() if k.startswith("mse_")]))
     if fvd is not None:
         entry["fvd"] = float(fvd(np.concatenate(reals), np.concatenate(fakes)))
-    entry["score"] = entry["fvd" if fvd is not None else "mse"]
     return entry
+
+
+def pick(rows: list[dict], min_gain: float) -> int:
+    """Score every row of one task's sweep (rows[0]: the official setting) and return the index
+    of the chosen one: FVD or the CG error rate as they are, squared error relative to the
+    official setting per source; the official unless a row scores at least `min_gain` below it."""
+    sources = [key for key in rows[0] if key.startswith("mse_")]
+    for row in rows:
+        if "fvd" in row:
+            row["score"] = row["fvd"]
+        elif sources:
+            row["score"] = float(np.mean([row[key] / rows[0][key] for key in sources]))
+    better = [i for i, row in enumerate(rows) if row["score"] < rows[0]["score"] * (1 - min_gain)]
+    return min(better, key=lambda i: rows[i]["score"]) if better else 0  # first of equals: the grid's order
+
+
+def criterion(data: str, fvd: bool, min_gain: float, cg: bool) -> str:
+    """The report's description of how it picked, ending with the data it scored on."""
+    score = "FVD" if fvd else "squared error on the generated region relative to the official setting, mean over sources"
+    return (("classifier error rate (CG); " if cg else "") + f"{score}; a setting replaces the official where "
+            f"at least {min_gain:.0%} below it; {data}")
 
 
 def main(argv=None) -> None:
@@ -125,23 +154,39 @@ def main(argv=None) -> None:
     p.add_argument("--top-p", type=float, default=0.9, help="the top-p tried beside no top-k/top-p (0: not tried)")
     p.add_argument("--tasks", default="", help="comma-separated tasks (default: all the model's)")
     p.add_argument("--fvd", action="store_true", help="pick by FVD (needs the [fvd] extra; slow on CPU)")
+    p.add_argument("--min-gain", type=float, default=0.05,
+                   help="how far below the official score a setting must be to replace it (0.05: 5 %%)")
+    p.add_argument("--from-scores", type=Path, default=None,
+                   help="pick again from this earlier sweep's JSON instead of decoding")
     args = p.parse_args(argv)
+    if not 0 <= args.min_gain < 1:
+        p.error(f"--min-gain must be in [0, 1), got {args.min_gain}")
+    command = shlex.join(["python", "scripts/choose_decoding.py", *(argv or sys.argv[1:])])
+    if args.from_scores is not None:
+        report = json.loads(args.from_scores.read_text())
+        report |= {"command": command, "picked_from": report["command"]}
+        for task, rows in report["scores"].items():
+            report[task] = {k: v for k, v in rows[pick(rows, args.min_gain)].items() if k in TUNED}
+        data = re.search(r"\d+ 'val' clips per source of .*", report["criterion"]).group(0)
+        rows = [row for rows in report["scores"].values() for row in rows]
+        report["criterion"] = criterion(data, any("fvd" in row for row in rows), args.min_gain,
+                                        "full_generation" in report["scores"])
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        return
     generator = Generator(args.artifacts, decoding="official")  # what a setting leaves unset: the official value
     names = [tasks.get_task(t).name for t in args.tasks.split(",") if t] or generator.tasks
     settings = grid([float(v) for v in args.sampling_temperatures.split(",")],
                     [float(v) for v in args.mask_temperatures.split(",")], args.top_p)
     fvd = fvd_of(args.fvd)
     clips = validation_clips(args.sources.split(","), generator.video_shape, args.clips)
-    report = {"criterion": ("classifier error rate (CG); " if "full_generation" in names else "")
-                           + ("FVD" if args.fvd else "mean squared error on the generated region")
-                           + f", {args.clips} 'val' clips per source of {args.sources}, {args.steps} steps",
-              "command": shlex.join(["python", "scripts/choose_decoding.py", *(argv or sys.argv[1:])]),
-              "scores": {}}
+    report = {"criterion": criterion(f"{args.clips} 'val' clips per source of {args.sources}, {args.steps} steps",
+                                     args.fvd, args.min_gain, "full_generation" in names),
+              "command": command, "scores": {}}
     for task in names:
         started, rows = time.time(), []
         for setting in settings:
             rows.append({**setting, **score_task(generator, task, setting, clips, args, fvd)})
-        best = min(range(len(rows)), key=lambda i: rows[i]["score"])  # first of equals: official first
+        best = pick(rows, args.min_gain)
         report[task] = settings[best]
         report["scores"][task] = rows
         args.json.write_text(json.dumps(report, indent=2) + "\n")

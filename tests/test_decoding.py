@@ -122,7 +122,8 @@ def test_choose_decoding_picks_each_tasks_lowest_score(tmp_path, folders):
     spec.loader.exec_module(script)
     out = tmp_path / "choice.json"
     script.main(["--artifacts", str(folders[0]), "--json", str(out), "--clips", "1", "--cg-clips", "2", "--steps", "2",
-                 "--sampling-temperatures", "1.0,0.5", "--mask-temperatures", "4.5", "--tasks", "FP,CG,IPM"])
+                 "--sampling-temperatures", "1.0,0.5", "--mask-temperatures", "4.5", "--tasks", "FP,CG,IPM",
+                 "--min-gain", "0"])
     report = json.loads(out.read_text())
     for task in ("frame_prediction", "full_generation", "inpainting"):
         rows = report["scores"][task]
@@ -130,7 +131,24 @@ def test_choose_decoding_picks_each_tasks_lowest_score(tmp_path, folders):
         assert len(rows) == 4 and sum("top_p" in row for row in rows) == 2
         best = min(rows, key=lambda row: row["score"])
         assert report[task] == {k: v for k, v in best.items() if k in TUNED}
+    assert report["scores"]["frame_prediction"][0]["score"] == 1  # relative to the official setting
     assert set(report["scores"]["frame_prediction"][0]) >= {"mse_synthetic", "mse_dead_leaves", "mse_photos", "mse"}
     # the mask task: random regions (half inverted), scored on the generated pixels
     assert set(report["scores"]["inpainting"][0]) >= {"mse_synthetic", "mse"}
     assert read_decoding_by_task(out, small_config()).keys() == {"frame_prediction", "full_generation", "inpainting"}
+
+    # Each source weighs the same: half the error on a source of small errors outweighs 10 % more
+    # on one of large errors (absolute means would keep the official setting); --min-gain guards
+    # against noise; --from-scores picks again from stored scores without decoding.
+    official, other = {"sampling_temperature": 1.0, "mask_temperature": 4.5}, {"sampling_temperature": 0.5,
+                                                                               "mask_temperature": 4.5}
+    sweep = {"criterion": "squared error, 4 'val' clips per source of a,b, 12 steps", "command": "python ...",
+             "scores": {"frame_prediction": [{**official, "mse_a": 0.01, "mse_b": 0.1},
+                                             {**other, "mse_a": 0.005, "mse_b": 0.11}]}}
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
+    for gain, chosen in (("0.05", other), ("0.25", official)):
+        script.main(["--from-scores", str(tmp_path / "sweep.json"), "--json", str(out), "--min-gain", gain])
+        again = json.loads(out.read_text())
+        assert again["frame_prediction"] == chosen and again["picked_from"] == "python ..."
+        assert [row["score"] for row in again["scores"]["frame_prediction"]] == pytest.approx([1.0, 0.8])
+        assert again["criterion"].endswith("4 'val' clips per source of a,b, 12 steps")
