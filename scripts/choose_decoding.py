@@ -164,7 +164,7 @@ def main(argv=None) -> None:
     command = shlex.join(["python", "scripts/choose_decoding.py", *(argv or sys.argv[1:])])
     if args.from_scores is not None:
         report = json.loads(args.from_scores.read_text())
-        report |= {"command": command, "picked_from": report["command"]}
+        report["command"] = f"{command} (scores: {report['command']})"
         for task, rows in report["scores"].items():
             report[task] = {k: v for k, v in rows[pick(rows, args.min_gain)].items() if k in TUNED}
         data = re.search(r"\d+ 'val' clips per source of .*", report["criterion"]).group(0)

@@ -149,6 +149,7 @@ def test_choose_decoding_picks_each_tasks_lowest_score(tmp_path, folders):
     for gain, chosen in (("0.05", other), ("0.25", official)):
         script.main(["--from-scores", str(tmp_path / "sweep.json"), "--json", str(out), "--min-gain", gain])
         again = json.loads(out.read_text())
-        assert again["frame_prediction"] == chosen and again["picked_from"] == "python ..."
+        assert again["frame_prediction"] == chosen and again["command"].endswith("(scores: python ...)")
+        assert read_decoding_by_task(out, small_config()) == {"frame_prediction": chosen}  # ships as it is
         assert [row["score"] for row in again["scores"]["frame_prediction"]] == pytest.approx([1.0, 0.8])
         assert again["criterion"].endswith("4 'val' clips per source of a,b, 12 steps")
