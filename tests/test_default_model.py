@@ -64,6 +64,19 @@ def test_manifest_names_the_classes_and_carries_a_model_card(generator):
     assert "trained on our synthetic video set" in card["summary"] and int(card["training"]["step"]) > 0
 
 
+def test_shipped_model_carries_its_decoding_defaults_and_the_mask_tasks_own_token(generator):
+    """Issue 28 item 5: per-task decoding defaults chosen for this model (decoding_choice.json,
+    on validation sources) are in its manifest for every task it serves; issue 31: it trained
+    the mask task under its own token, which its manifest gives the runtime."""
+    import json
+
+    by_task = generator.info()["decoding_by_task"]
+    choice = json.loads((DEFAULT_WEIGHTS.parent / "decoding_choice.json").read_text())
+    assert set(by_task) == set(generator.tasks) and by_task == {task: choice[task] for task in generator.tasks}
+    assert generator.manifest["tasks"]["inpainting"]["token"] == -7
+    assert generator.manifest["tasks"]["inpainting_c"]["token"] == -6
+
+
 def test_wheel_carries_the_default_model(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
                    check=True, capture_output=True)
@@ -113,7 +126,7 @@ def test_shipped_transformer_generates_random_regions(generator, test_clips):
     """Issue 31: the shipped transformer trained task inpainting (IPM) on random regions, and
     generates them: outpainting three quarters of a clip around a kept box (inverted boxes, the
     hardest kind) comes out well below the 0.3.0 transformer, which never saw such regions:
-    on these 6 clips 0.095 there, 0.059 here. The bar is a regression floor between them."""
+    on these 6 clips 0.095 there, 0.059 with the first shipped fine-tune (shared token). The bar is a regression floor between them."""
     from magvit_onnx.metrics import unknown_mse
     from magvit_onnx.models.checkpoint import read_metadata
     from magvit_onnx.runtime import regions
