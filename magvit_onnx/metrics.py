@@ -72,6 +72,27 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(distance, 0.0))  # >= 0 in exact arithmetic; rounding can dip just below
 
 
+def paired_ratio(base: list[np.ndarray], new: list[np.ndarray], resamples: int = 10000,
+                 seed: int = 0) -> dict:
+    """How a per-clip score changed from `base` to `new`, scored on the same clips with the same
+    random numbers: per stratum (a source, a list entry) the ratio of the means new / base,
+    averaged over the strata, and its paired bootstrap 95 % interval (clips resampled within
+    each stratum, the same clips for both). A resample whose base mean is 0 in a stratum has no
+    ratio (nan): the interval is then nan, and shows nothing."""
+    rng = np.random.default_rng(seed)
+    ratios = np.zeros(resamples)
+    for b, n in zip(base, new):
+        b, n = np.asarray(b, np.float64), np.asarray(n, np.float64)
+        index = rng.integers(0, len(b), (resamples, len(b)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios += n[index].mean(axis=1) / b[index].mean(axis=1)
+    ratios[~np.isfinite(ratios)] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = np.percentile(ratios / len(base), [2.5, 97.5])
+        ratio = np.mean([np.mean(n) / np.mean(b) for b, n in zip(base, new)])
+    return {"ratio": float(ratio), "ci95": [float(low), float(high)]}
+
+
 def emit_report(report: dict, path: Path | None) -> None:
     """Print an evaluation report as JSON, and write it to `path` too when one is given."""
     text = json.dumps(report, indent=2)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from magvit_onnx.metrics import as_float
+
 FRAMES, SIZE = 16, 64
 SHAPES = ("circle", "triangle")
 MOTIONS = ("moving right", "moving left", "moving up", "moving down", "standing still")
@@ -255,6 +257,17 @@ def classify(video) -> np.ndarray | int:
     if video.ndim == 4:
         return _label(classify_features(video))
     return np.array([_label(classify_features(clip)) for clip in video], np.int64)
+
+
+def clip_features(video: np.ndarray) -> np.ndarray:
+    """11 numbers describing a clip [T, H, W, 3], for Fréchet distances between sets of clips:
+    the classifier's object velocity (x, y, px/frame), mask skewness (shape) and fraction of
+    frames with an object found; the mean and standard deviation of each RGB channel; and the
+    mean absolute frame difference (how much moves)."""
+    f = classify_features(video)
+    x = as_float(video)
+    return np.array([*f["velocity"], f["skew"], f["found"] / len(x), *x.mean(axis=(0, 1, 2)),
+                     *x.std(axis=(0, 1, 2)), np.abs(np.diff(x, axis=0)).mean()], np.float64)
 
 
 def resize_clips(videos: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from magvit_onnx.metrics import emit_report
+from magvit_onnx.metrics import emit_report, paired_ratio
 
 KEY = "unknown_mse_per_clip"
 
@@ -58,14 +58,13 @@ def paired(base: list[dict], new: list[dict]) -> dict[str, tuple[np.ndarray, np.
     return {name: (np.concatenate(b), np.concatenate(n)) for name, (b, n) in sorted(tasks.items())}
 
 
-def compare(base: np.ndarray, new: np.ndarray, resamples: int, rng: np.random.Generator) -> dict:
+def compare(base: np.ndarray, new: np.ndarray, resamples: int, seed: int) -> dict:
     """The ratio of mean squared errors new / base, its paired bootstrap 95 % interval and verdict."""
-    index = rng.integers(0, len(base), (resamples, len(base)))
-    ratios = new[index].mean(axis=1) / base[index].mean(axis=1)
-    low, high = (float(v) for v in np.percentile(ratios, [2.5, 97.5]))
+    change = paired_ratio([base], [new], resamples, seed)
+    low, high = change["ci95"]
     verdict = "worse" if low > 1 else "better" if high < 1 else "no difference shown"
-    return {"clips": len(base), "base_mse": float(base.mean()), "new_mse": float(new.mean()),
-            "ratio": float(new.mean() / base.mean()), "ci95": [low, high], "verdict": verdict}
+    return {"clips": len(base), "base_mse": float(base.mean()), "new_mse": float(new.mean()), **change,
+            "verdict": verdict}
 
 
 def main(argv=None) -> None:
@@ -79,8 +78,7 @@ def main(argv=None) -> None:
     if len(args.base) != len(args.new):
         p.error(f"--base has {len(args.base)} reports and --new {len(args.new)}: give them in pairs")
     load = lambda path: json.loads(path.read_text())  # noqa: E731
-    rng = np.random.default_rng(args.seed)
-    report = {"tasks": {name: compare(b, n, args.resamples, rng)
+    report = {"tasks": {name: compare(b, n, args.resamples, args.seed)
                         for name, (b, n) in paired([load(f) for f in args.base], [load(f) for f in args.new]).items()}}
     report["command"] = shlex.join(["python", "scripts/compare_evals.py", *(argv or sys.argv[1:])])
     for name, entry in report["tasks"].items():

@@ -28,7 +28,7 @@ Measures, on test clips the model never saw:
   classes       CG and CFP: accuracy of the analytic classifier (`synthetic.classify`) on
                 the generated clips against the requested class
   Fréchet       CG: Fréchet distance between generated and real test clips on
-                `clip_features` (defined below; lower is better, 0 = same Gaussian)
+                `synthetic.clip_features` (lower is better, 0 = same Gaussian)
   runtime       seconds per generated video, per task
   FVD           with --fvd: Fréchet Video Distance (Kinetics-400 I3D, magvit_onnx.fvd; needs
                 the [fvd] extra) against the real clips of the tokenizer's reconstructions, of
@@ -58,17 +58,6 @@ from magvit_onnx.metrics import as_float, emit_report, frechet_distance, psnr, s
 from magvit_onnx.runtime import regions, tasks
 from magvit_onnx.runtime.artifacts import ArtifactError
 from magvit_onnx.runtime.providers import ProviderError
-
-
-def clip_features(video: np.ndarray) -> np.ndarray:
-    """11 numbers describing a clip [T, H, W, 3]: the classifier's object velocity (x, y,
-    px/frame), mask skewness (shape) and fraction of frames with an object found; the mean
-    and standard deviation of each RGB channel; and the mean absolute frame difference
-    (how much moves)."""
-    f = synthetic.classify_features(video)
-    x = as_float(video[None])[0]
-    return np.array([*f["velocity"], f["skew"], f["found"] / len(x), *x.mean(axis=(0, 1, 2)),
-                     *x.std(axis=(0, 1, 2)), np.abs(np.diff(x, axis=0)).mean()], np.float64)
 
 
 def unwritable_file(path: Path) -> str | None:
@@ -251,13 +240,13 @@ def evaluate(generator: Generator, count: int, seed: int, batch: int, log, task_
         if spec.class_conditional:
             entry["class_accuracy"] = float((synthetic.classify(out) == labels).mean())
         if not spec.needs_video:
-            entry["frechet_distance"] = frechet_distance(np.stack([clip_features(c) for c in out]),
-                                                         np.stack([clip_features(c) for c in clips]))
+            entry["frechet_distance"] = frechet_distance(np.stack([synthetic.clip_features(c) for c in out]),
+                                                         np.stack([synthetic.clip_features(c) for c in clips]))
         report["tasks"][name] = entry
         log(f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()
                                     if not isinstance(v, list)))
     if labels is not None:
-        real = np.stack([clip_features(c) for c in clips])
+        real = np.stack([synthetic.clip_features(c) for c in clips])
         half = count // 2
         report["frechet_distance_real_vs_real"] = frechet_distance(real[:half], real[half:])  # the noise floor
     return report

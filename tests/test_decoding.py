@@ -108,7 +108,7 @@ def test_export_writes_checked_per_task_defaults(tmp_path):
     assert Generator(tmp_path / "c").info()["decoding_by_task"] == {"frame_prediction": {"sampling_temperature": 0.7}}
 
 
-def test_choose_decoding_picks_each_tasks_lowest_score(tmp_path, folders):
+def test_choose_decoding_picks_the_best_setting_shown_better(tmp_path, folders):
     import importlib.util
     from pathlib import Path
 
@@ -129,27 +129,66 @@ def test_choose_decoding_picks_each_tasks_lowest_score(tmp_path, folders):
         rows = report["scores"][task]
         assert rows[0]["sampling_temperature"] == 1.0 and "top_p" not in rows[0]  # official first
         assert len(rows) == 4 and sum("top_p" in row for row in rows) == 2
-        best = min(rows, key=lambda row: row["score"])
-        assert report[task] == {k: v for k, v in best.items() if k in TUNED}
+        beaten = [row for row in rows if row["beats"]]  # the official setting never beats itself
+        best = min(beaten, key=lambda row: row["score"]) if beaten else rows[0]
+        assert not rows[0]["beats"] and report[task] == {k: v for k, v in best.items() if k in TUNED}
     assert report["scores"]["frame_prediction"][0]["score"] == 1  # relative to the official setting
     assert set(report["scores"]["frame_prediction"][0]) >= {"mse_synthetic", "mse_dead_leaves", "mse_photos", "mse"}
     # the mask task: random regions (half inverted), scored on the generated pixels
     assert set(report["scores"]["inpainting"][0]) >= {"mse_synthetic", "mse"}
     assert read_decoding_by_task(out, small_config()).keys() == {"frame_prediction", "full_generation", "inpainting"}
 
-    # Each source weighs the same: half the error on a source of small errors outweighs 10 % more
-    # on one of large errors (absolute means would keep the official setting); --min-gain guards
-    # against noise; --from-scores picks again from stored scores without decoding.
+    assert "ci95" in report["scores"]["frame_prediction"][1] and "beats" in report["scores"]["full_generation"][1]
+
+    # --from-scores picks again from stored per-clip scores without decoding. Each source weighs
+    # the same: half the error on a source of small errors outweighs 10 % more on one of large
+    # errors (absolute means would keep the official setting); --min-gain sets the margin.
     official, other = {"sampling_temperature": 1.0, "mask_temperature": 4.5}, {"sampling_temperature": 0.5,
                                                                                "mask_temperature": 4.5}
-    sweep = {"criterion": "squared error, 4 'val' clips per source of a,b, 12 steps", "command": "python ...",
-             "scores": {"frame_prediction": [{**official, "mse_a": 0.01, "mse_b": 0.1},
-                                             {**other, "mse_a": 0.005, "mse_b": 0.11}]}}
-    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
-    for gain, chosen in (("0.05", other), ("0.25", official)):
+    noise = np.linspace(0.9, 1.1, 8)
+    sources = lambda a, b: {"mse_per_clip_a": list(a * noise), "mse_per_clip_b": list(b * noise)}  # noqa: E731
+
+    def pick_again(rows: list[dict], gain: str = "0.05") -> dict:
+        sweep = {"criterion": "squared error, 8 'val' clips per source of a,b, 12 steps", "command": "python ...",
+                 "scores": {"frame_prediction": rows}}
+        (tmp_path / "sweep.json").write_text(json.dumps(sweep))
         script.main(["--from-scores", str(tmp_path / "sweep.json"), "--json", str(out), "--min-gain", gain])
         again = json.loads(out.read_text())
-        assert again["frame_prediction"] == chosen and again["command"].endswith("(scores: python ...)")
-        assert read_decoding_by_task(out, small_config()) == {"frame_prediction": chosen}  # ships as it is
+        assert again["command"].endswith("(scores: python ...)")
+        assert again["criterion"].endswith("8 'val' clips per source of a,b, 12 steps")
+        assert read_decoding_by_task(out, small_config()) == {"frame_prediction": again["frame_prediction"]}
+        return again
+
+    rows = [{**official, **sources(0.01, 0.1)}, {**other, **sources(0.005, 0.11)}]
+    for gain, chosen in (("0.05", other), ("0.25", official)):
+        again = pick_again(rows, gain)
+        assert again["frame_prediction"] == chosen
         assert [row["score"] for row in again["scores"]["frame_prediction"]] == pytest.approx([1.0, 0.8])
-        assert again["criterion"].endswith("4 'val' clips per source of a,b, 12 steps")
+    # As much better on average, but from one lucky clip against a worse one: the interval spans
+    # 1, so the official setting stays (4 clips per source once picked noise).
+    lucky = {"mse_per_clip_a": [0.0005] * 7 + [0.06], "mse_per_clip_b": list(0.1 * noise)}
+    again = pick_again([{**official, **sources(0.01, 0.1)}, {**other, **lucky}])
+    assert again["scores"]["frame_prediction"][1]["score"] < 0.95
+    assert again["scores"]["frame_prediction"][1]["ci95"][1] > 1 and again["frame_prediction"] == official
+    # CG: fewer class errors replace the official setting only with clips as varied as its
+    errors = lambda k: {"error_rate": k / 10, "errors_per_clip": [1] * k + [0] * (10 - k)}  # noqa: E731
+    for frechet, chosen in ((2.0, other), (9.0, official)):
+        again = pick_again([{**official, **errors(9), "frechet_distance": 3.0},
+                            {**other, **errors(1), "frechet_distance": frechet}])
+        assert again["frame_prediction"] == chosen
+    with pytest.raises(SystemExit, match="no per-clip scores"):
+        pick_again([{**official, "mse_a": 0.01}, {**other, "mse_a": 0.005}])
+
+
+def test_paired_ratio_averages_sources_and_its_interval_follows_the_noise():
+    from magvit_onnx.metrics import paired_ratio
+
+    rng = np.random.default_rng(0)
+    base = [rng.uniform(0.01, 0.02, 12), rng.uniform(0.1, 0.2, 12)]
+    steady = paired_ratio(base, [0.5 * base[0], 1.1 * base[1]])  # every clip changes alike: no doubt
+    assert steady["ratio"] == pytest.approx(0.8) and steady["ci95"] == pytest.approx([0.8, 0.8])
+    noisy = paired_ratio(base, [base[0] * rng.uniform(0, 1.6, 12), base[1] * rng.uniform(0.4, 2.0, 12)])
+    low, high = noisy["ci95"]
+    assert low < noisy["ratio"] < high and high - low > 0.2
+    assert paired_ratio(base, base, seed=1)["ci95"] == pytest.approx([1.0, 1.0])
+    assert np.isnan(paired_ratio([np.zeros(4)], [np.ones(4)])["ci95"]).all()  # nothing to divide by: shows nothing
