@@ -7,7 +7,6 @@ reference (`magvit_onnx.models.i3d`, eager), same inputs, same thread count; wri
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -16,6 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from magvit_onnx.metrics import emit_report
 
 
 def seconds_per_clip(run, videos: np.ndarray, repeats: int) -> float:
@@ -63,10 +64,7 @@ def main(argv=None) -> None:
         "onnxruntime": ort.__version__, "torch": torch.__version__,
         "command": "python scripts/bench_i3d.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
+    emit_report(result, args.json)
 
 
 if __name__ == "__main__":

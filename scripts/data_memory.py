@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from magvit_onnx.metrics import emit_report
+
 CHILD = """
 import resource, sys, numpy as np
 from pathlib import Path
@@ -50,10 +52,7 @@ def main(argv=None) -> None:
                         "peak_rss_mib_before_streaming": round(before, 1), "peak_rss_mib": round(peak, 1)})
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     report = {"results": results, "command": " ".join(["python scripts/data_memory.py", *(argv or sys.argv[1:])])}
-    text = json.dumps(report, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ half-pixel one, on synthetic test clips at the default model's 16 x 64 x 64; wri
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from magvit_onnx import synthetic
 from magvit_onnx.fvd import I3D, frechet_distance
 from magvit_onnx.fvd.preprocess import preprocess
+from magvit_onnx.metrics import emit_report
 
 
 def main(argv=None) -> None:
@@ -35,10 +35,7 @@ def main(argv=None) -> None:
     report |= {"clips_per_set": args.count, "noise_std": args.noise,
                "clips": "synthetic test split, 16x64x64, bilinear to 224",
                "command": "python scripts/fvd_resize.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    text = json.dumps(report, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":
