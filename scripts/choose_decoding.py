@@ -32,11 +32,12 @@ and random numbers, so clip pairs are compared; 4 clips per source were about ±
 CG must also keep the clips as varied as the official setting does (clip-feature Fréchet
 distance to real clips no higher): a cold setting can follow the class by drawing one clip
 over and over. Among the settings that qualify, the lowest score wins; ties keep the earlier
-grid entry. Writes JSON: {task: {settings}, ..., "scores": {task: [{settings, score, ci95,
-beats, per-clip values ...}]}, "criterion": ..., "command": ...}, rewritten after every task,
-so an interrupted sweep leaves the tasks it finished. `--from-scores FILE` picks again from a
-sweep's stored scores without decoding anything (another --min-gain). `--decoding-by-task` of export_all.py /
-ship_default_model.py reads the task entries.
+grid entry. Writes JSON: {task: {settings}, ... (only tasks whose choice is not the official
+setting), "scores": {task: [{settings, score, ci95, beats, per-clip values ...}]}, "criterion":
+..., "command": ...}, rewritten after every task, so an interrupted sweep leaves the tasks it
+finished. `--from-scores FILE` picks again from a sweep's stored scores without decoding
+anything (another --min-gain). `--decoding-by-task` of export_all.py / ship_default_model.py
+reads the task entries.
 """
 from __future__ import annotations
 
@@ -161,6 +162,18 @@ def judge(rows: list[dict], min_gain: float) -> tuple[int, list[dict]]:
     return (min(better, key=lambda i: verdicts[i]["score"]) if better else 0), verdicts
 
 
+def record(report: dict, task: str, rows: list[dict], min_gain: float) -> tuple[int, list[dict]]:
+    """Judge one task's rows into `report`: their scores under "scores", and the chosen setting
+    as the task's entry only where it is not the official one (the manifest then lists only
+    what differs). Returns judge's (index, verdicts)."""
+    best, verdicts = judge(rows, min_gain)
+    report["scores"][task] = [row | verdict for row, verdict in zip(rows, verdicts)]
+    report.pop(task, None)
+    if best:
+        report[task] = {k: v for k, v in rows[best].items() if k in TUNED}
+    return best, verdicts
+
+
 def criterion(data: str, fvd: bool, min_gain: float, cg: bool) -> str:
     """The report's description of how it picked, ending with the data it scored on."""
     score = "FVD" if fvd else ("squared error on the generated region relative to the official setting, mean over "
@@ -195,9 +208,7 @@ def main(argv=None) -> None:
         report = json.loads(args.from_scores.read_text())
         report["command"] = f"{command} (scores: {report['command']})"
         for task, rows in report["scores"].items():
-            best, verdicts = judge(rows, args.min_gain)
-            report["scores"][task] = [row | verdict for row, verdict in zip(rows, verdicts)]
-            report[task] = {k: v for k, v in rows[best].items() if k in TUNED}
+            record(report, task, rows, args.min_gain)
         data = re.search(r"\d+ 'val' clips per source of .*", report["criterion"]).group(0)
         rows = [row for rows in report["scores"].values() for row in rows]
         report["criterion"] = criterion(data, any("fvd" in row for row in rows), args.min_gain,
@@ -220,9 +231,7 @@ def main(argv=None) -> None:
         started, rows = time.time(), []
         for setting in settings:
             rows.append({**setting, **score_task(generator, task, setting, clips, args, fvd)})
-        best, verdicts = judge(rows, args.min_gain)
-        report[task] = settings[best]
-        report["scores"][task] = [row | verdict for row, verdict in zip(rows, verdicts)]
+        best, verdicts = record(report, task, rows, args.min_gain)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"{task}: {settings[best]} score {verdicts[best]['score']:.5g} (official {verdicts[0]['score']:.5g}), "
               f"{time.time() - started:.0f} s", file=sys.stderr, flush=True)

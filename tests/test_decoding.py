@@ -130,13 +130,17 @@ def test_choose_decoding_picks_the_best_setting_shown_better(tmp_path, folders):
         assert rows[0]["sampling_temperature"] == 1.0 and "top_p" not in rows[0]  # official first
         assert len(rows) == 4 and sum("top_p" in row for row in rows) == 2
         beaten = [row for row in rows if row["beats"]]  # the official setting never beats itself
-        best = min(beaten, key=lambda row: row["score"]) if beaten else rows[0]
-        assert not rows[0]["beats"] and report[task] == {k: v for k, v in best.items() if k in TUNED}
+        assert not rows[0]["beats"]
+        if beaten:
+            best = min(beaten, key=lambda row: row["score"])
+            assert report[task] == {k: v for k, v in best.items() if k in TUNED}
+        else:
+            assert task not in report  # the official setting: nothing for the manifest to say
     assert report["scores"]["frame_prediction"][0]["score"] == 1  # relative to the official setting
     assert set(report["scores"]["frame_prediction"][0]) >= {"mse_synthetic", "mse_dead_leaves", "mse_photos", "mse"}
     # the mask task: random regions (half inverted), scored on the generated pixels
     assert set(report["scores"]["inpainting"][0]) >= {"mse_synthetic", "mse"}
-    assert read_decoding_by_task(out, small_config()).keys() == {"frame_prediction", "full_generation", "inpainting"}
+    assert read_decoding_by_task(out, small_config()).keys() == {task for task in report["scores"] if task in report}
 
     assert "ci95" in report["scores"]["frame_prediction"][1] and "beats" in report["scores"]["full_generation"][1]
 
@@ -156,26 +160,26 @@ def test_choose_decoding_picks_the_best_setting_shown_better(tmp_path, folders):
         again = json.loads(out.read_text())
         assert again["command"].endswith("(scores: python ...)")
         assert again["criterion"].endswith("8 'val' clips per source of a,b, 12 steps")
-        assert read_decoding_by_task(out, small_config()) == {"frame_prediction": again["frame_prediction"]}
+        assert read_decoding_by_task(out, small_config()) == {k: again[k] for k in ("frame_prediction",) if k in again}
         return again
 
     rows = [{**official, **sources(0.01, 0.1)}, {**other, **sources(0.005, 0.11)}]
-    for gain, chosen in (("0.05", other), ("0.25", official)):
+    for gain, chosen in (("0.05", other), ("0.25", None)):
         again = pick_again(rows, gain)
-        assert again["frame_prediction"] == chosen
+        assert again.get("frame_prediction") == chosen  # None: the official setting, left to the manifest
         assert [row["score"] for row in again["scores"]["frame_prediction"]] == pytest.approx([1.0, 0.8])
     # As much better on average, but from one lucky clip against a worse one: the interval spans
     # 1, so the official setting stays (4 clips per source once picked noise).
     lucky = {"mse_per_clip_a": [0.0005] * 7 + [0.06], "mse_per_clip_b": list(0.1 * noise)}
     again = pick_again([{**official, **sources(0.01, 0.1)}, {**other, **lucky}])
     assert again["scores"]["frame_prediction"][1]["score"] < 0.95
-    assert again["scores"]["frame_prediction"][1]["ci95"][1] > 1 and again["frame_prediction"] == official
+    assert again["scores"]["frame_prediction"][1]["ci95"][1] > 1 and "frame_prediction" not in again
     # CG: fewer class errors replace the official setting only with clips as varied as its
     errors = lambda k: {"error_rate": k / 10, "errors_per_clip": [1] * k + [0] * (10 - k)}  # noqa: E731
-    for frechet, chosen in ((2.0, other), (9.0, official)):
+    for frechet, chosen in ((2.0, other), (9.0, None)):
         again = pick_again([{**official, **errors(9), "frechet_distance": 3.0},
                             {**other, **errors(1), "frechet_distance": frechet}])
-        assert again["frame_prediction"] == chosen
+        assert again.get("frame_prediction") == chosen
     with pytest.raises(SystemExit, match="no per-clip scores"):
         pick_again([{**official, "mse_a": 0.01}, {**other, "mse_a": 0.005}])
 
