@@ -81,13 +81,12 @@ def paired_ratio(base: list[np.ndarray], new: list[np.ndarray], resamples: int =
     ratio (nan): the interval is then nan, and shows nothing."""
     rng = np.random.default_rng(seed)
     ratios = np.zeros(resamples)
-    for b, n in zip(base, new):
-        b, n = np.asarray(b, np.float64), np.asarray(n, np.float64)
-        index = rng.integers(0, len(b), (resamples, len(b)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios += n[index].mean(axis=1) / b[index].mean(axis=1)
-    ratios[~np.isfinite(ratios)] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
+        for b, n in zip(base, new):
+            b, n = np.asarray(b, np.float64), np.asarray(n, np.float64)
+            index = rng.integers(0, len(b), (resamples, len(b)))
+            ratios += n[index].mean(axis=1) / b[index].mean(axis=1)
+        ratios[~np.isfinite(ratios)] = np.nan
         low, high = np.percentile(ratios / len(base), [2.5, 97.5])
         ratio = np.mean([np.mean(n) / np.mean(b) for b, n in zip(base, new)])
     return {"ratio": float(ratio), "ci95": [float(low), float(high)]}

@@ -108,7 +108,7 @@ def score_task(generator: Generator, task: str, settings: dict, clips, args, fvd
         features = np.stack([synthetic.clip_features(clip) for clip in out])
         return {"error_rate": float(errors.mean()), "errors_per_clip": errors.tolist(),
                 "frechet_distance": frechet_distance(features, args.cg_reference)}
-    entry, fakes, reals = {}, [], []
+    entry, means, fakes, reals = {}, [], [], []
     for name, videos, labels in clips:
         if task == "frame_prediction_c" and labels[0] < 0:
             continue  # needs a class: the labelled source only
@@ -119,11 +119,12 @@ def score_task(generator: Generator, task: str, settings: dict, clips, args, fvd
             out = generator.generate(task, videos, class_id=labels if task == "frame_prediction_c" else None,
                                      seed=list(range(len(videos))), steps=args.steps, **settings)
         per_clip = unknown_mse(videos, out, known)
-        entry[f"mse_{name}"] = float(per_clip.mean())
+        means.append(float(per_clip.mean()))
+        entry[f"mse_{name}"] = means[-1]
         entry[f"mse_per_clip_{name}"] = per_clip.tolist()
         fakes.append(out)
         reals.append(videos)
-    entry["mse"] = float(np.mean([v for k, v in entry.items() if k.startswith("mse_") and not isinstance(v, list)]))
+    entry["mse"] = float(np.mean(means))
     if fvd is not None:
         entry["fvd"] = float(fvd(np.concatenate(reals), np.concatenate(fakes)))
     return entry

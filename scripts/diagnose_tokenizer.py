@@ -16,6 +16,12 @@ On flat clips of the test card's colours (magvit_onnx/patterns.py):
   decoder_oracle  PSNR of the decoder from a free latent optimised for the clip (`--oracle-steps`
                   Adam steps from the encoder's latent), and from that latent's nearest codes:
                   whether the decoder can render the clip at all.
+On `--noise-clips` clips of the training mix (`--data`, its 'val' split):
+  batch           the gradient noise scale B_simple = tr(Sigma) / |G|^2 of the L2 reconstruction
+                  loss (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training",
+                  appendix A: unbiased estimates from per-clip gradients and their mean). A batch
+                  B needs (1 + B_simple / B) times the fewest possible steps and (1 + B / B_simple)
+                  times the fewest possible clips: whether batch 4 wasted clips, or only steps.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ import torch
 from magvit_onnx import patterns
 from magvit_onnx.metrics import emit_report, psnr
 from magvit_onnx.models.checkpoint import load_tokenizer
+from magvit_onnx.models.data import parse_data, to_tensor
+from magvit_onnx.models.losses import reconstruction_loss
 
 FLAT = ("white", "grey50", "black", "red", "green", "blue", "cyan", "magenta", "yellow")
 ORACLE = ("flat white", "flat magenta", "colour bars 8 px")
@@ -60,10 +68,47 @@ def oracle(vq, clip: torch.Tensor, steps: int) -> tuple[float, float]:
     return float(psnr(clip.numpy(), free)[0]), float(psnr(clip.numpy(), coded)[0])
 
 
+def gradient_noise_scale(vq, clips: torch.Tensor) -> dict[str, float]:
+    """B_simple of the L2 reconstruction loss from per-clip gradients g_i (clips [N, T, H, W, 3]).
+
+    For i != j, E[g_i . g_j] = |G|^2 and E[g_i . g_i] = |G|^2 + tr(Sigma): the mean off-diagonal
+    entry of the clips' gradient Gram matrix estimates |G|^2 without bias, the mean diagonal
+    entry minus it tr(Sigma). The jackknife over clips gives |G|^2 a standard error, and
+    B_simple an interval: tr(Sigma) over |G|^2 +- 2 standard errors (no upper bound while
+    |G|^2 - 2 standard errors <= 0: null).
+    """
+    params = [*vq.encoder.parameters(), *vq.decoder.parameters()]  # the codebook gets no L2 gradient
+    for p in params:
+        p.requires_grad_(True)
+    grads = []
+    for clip in clips:
+        reconstruction, _, _ = vq(clip[None])
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(
+            reconstruction_loss(clip[None], reconstruction), params)]).double())
+    for p in params:
+        p.requires_grad_(False)
+    gram = torch.stack(grads) @ torch.stack(grads).T  # (N, N)
+    n = len(clips)
+    diagonal, off = gram.diagonal(), gram.sum() - gram.diagonal().sum()
+    signal = float(off) / (n * (n - 1))
+    noise = float(diagonal.mean()) - signal
+    # Leave clip k out: drop its row and column from the off-diagonal sum.
+    loo = (off - 2 * (gram.sum(1) - diagonal)) / ((n - 1) * (n - 2))
+    stderr = float(((n - 1) / n * (loo - loo.mean()).pow(2).sum()).sqrt())
+    def ratio(g: float) -> float | None:
+        return noise / g if g > 0 else None
+    return {"clips": n, "gradient_norm_squared": signal, "gradient_norm_squared_stderr": stderr,
+            "trace_covariance": noise, "b_simple": ratio(signal),
+            "b_simple_interval": [ratio(signal + 2 * stderr), ratio(signal - 2 * stderr)]}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, required=True, help="tokenizer or model safetensors")
     p.add_argument("--oracle-steps", type=int, default=60, help="Adam steps of the decoder oracle (0: skip it)")
+    p.add_argument("--data", default="photos:2,dead_leaves:2,synthetic:1,graphics:1",
+                   help="training mix for the batch measurement (default: the shipped decoder's)")
+    p.add_argument("--noise-clips", type=int, default=32, help="clips for the gradient noise scale (0: skip it)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -98,6 +143,11 @@ def main(argv=None) -> None:
             free, coded = oracle(vq, clip, args.oracle_steps)
             report["decoder_oracle"][name] = {"psnr_free_latent": free, "psnr_its_nearest_codes": coded}
             print(f"oracle {name}: {free:.1f} dB free, {coded:.1f} dB coded", file=sys.stderr, flush=True)
+    if args.noise_clips:
+        clips = to_tensor(parse_data(args.data, shape, "val").take(args.noise_clips)[0])
+        report["batch"] = gradient_noise_scale(vq, clips)
+        print(f"gradient noise scale B_simple = {report['batch']['b_simple']}, 95 % interval "
+              f"{report['batch']['b_simple_interval']} ({args.data})", file=sys.stderr, flush=True)
     report["command"] = " ".join(["python scripts/diagnose_tokenizer.py", *(argv if argv is not None else sys.argv[1:])])
     emit_report(report, args.json)
 

@@ -50,3 +50,40 @@ def test_patterns_are_what_they_say():
     clip = patterns.graphics(3)
     assert clip.shape == (16, 64, 64, 3) and clip.dtype == np.uint8
     assert np.array_equal(clip, patterns.graphics(3)) and not np.array_equal(clip, patterns.graphics(4))
+
+
+def test_gradient_noise_scale_recovers_a_known_value():
+    """diagnose_tokenizer's batch measurement on a model whose answer is known in closed form.
+
+    The "reconstruction" is a free tensor w, clips x_i are iid N(mu, sigma^2) per element
+    (D elements): g_i = 2 (w - x_i) / D, so |G|^2 = 4 |w - mu|^2 / D^2, tr(Sigma) = 4 sigma^2 / D
+    and B_simple = D sigma^2 / |w - mu|^2.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_tokenizer.py"
+    spec = importlib.util.spec_from_file_location("diagnose_tokenizer", path)
+    diagnose = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diagnose)
+
+    class Free(torch.nn.Module):
+        def __init__(self, shape, w):
+            super().__init__()
+            self.encoder = torch.nn.ParameterList()
+            self.decoder = torch.nn.ParameterList([torch.nn.Parameter(torch.full(shape, w))])
+
+        def forward(self, clip):
+            return self.decoder[0].expand_as(clip), {}, None
+
+    torch.manual_seed(0)
+    shape, mu, sigma = (1, 2, 4, 4, 3), 0.5, 0.2  # D = 96; |w - mu|^2 = 96 * 0.01; B_simple = 4
+    clips = mu + sigma * torch.randn(400, *shape[1:])
+    result = diagnose.gradient_noise_scale(Free(shape, 0.6), clips)
+    low, high = result["b_simple_interval"]
+    assert low < 4.0 < high and abs(result["b_simple"] - 4.0) < 0.5
+    assert result["trace_covariance"] == pytest.approx(4 * sigma ** 2 / 96, rel=0.05)
+    at_optimum = diagnose.gradient_noise_scale(Free(shape, mu), clips)  # |G|^2 = 0: B_simple unbounded above
+    assert at_optimum["b_simple_interval"][1] is None and at_optimum["b_simple_interval"][0] > 40
