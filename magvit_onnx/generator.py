@@ -155,7 +155,8 @@ class Generator:
         by repeating its last frame. Every other task takes exactly T frames.
         class_id: class of class-conditional tasks (an int, or one per input / clip).
         mask: task 'inpainting' (IPM) only, and required there: bool [H, W] (the same region in
-        every frame) or [T, H, W] (a region that moves), True where the model generates; it
+        every frame), [T, H, W] (a region that moves) or [B, T, H, W] (one region per input
+        clip), True where the model generates; it
         generates every token a True pixel touches and keeps the others as the condition
         (`runtime/regions.py`). Outpainting is the same call with the mask inverted.
         seed: an int, or one int per input: then every input's clips equal those of a call
@@ -187,8 +188,6 @@ class Generator:
                 ("top_k", top_k), ("top_p", top_p)))
         settings = self._settings(num_videos, steps, sampling_temperature, mask_temperature,
                                   guidance_scale, top_k, top_p, schedule)
-        if spec is task_registry.MASK_TASK:
-            condition_overrides["mask"] = self._mask(condition_overrides.get("mask"))
         extent = self._extent(spec, num_frames, width, height)
         keys = self._key_frames(spec, video)
         if condition_overrides and (keys or (extent and extent[0] != "num_frames")):
@@ -206,6 +205,8 @@ class Generator:
         class_id = self._class_ids(spec, class_id, None if video is None else video.shape[0])
         inputs = video.shape[0] if video is not None else (1 if np.ndim(class_id) == 0 else len(class_id))
         seed = self._seed(seed, inputs)
+        if spec is task_registry.MASK_TASK:
+            condition_overrides["mask"] = self._mask(condition_overrides.get("mask"), inputs)
         if condition_overrides and not spec.needs_video:
             raise ValueError(f"task {spec.name!r} takes no keyword {sorted(condition_overrides)}: valid settings are "
                              "num_videos, steps, seed, sampling_temperature, mask_temperature, guidance_scale, "
@@ -223,15 +224,17 @@ class Generator:
             args = (spec.name, None if video is None else video[part])
             kwargs = {**settings, "seed": seed if np.ndim(seed) == 0 else seed[part]}
             classes = class_id if np.ndim(class_id) == 0 else class_id[part]
+            condition = {name: value[part] if name == "mask" and np.ndim(value) == 4 else value
+                         for name, value in condition_overrides.items()}  # one region per input: this part's
             if keys:
                 parts.append(extend.interpolation_tokens(self._pipeline, args[1], **kwargs))
             elif extent is None:
-                parts.append(self._pipeline.generate_tokens(*args, classes, **kwargs, **condition_overrides))
+                parts.append(self._pipeline.generate_tokens(*args, classes, **kwargs, **condition))
             elif extent[0] == "num_frames":  # later windows: the given cond_latent_frames, else what it was trained on
                 context = (condition_overrides["cond_latent_frames"] if "cond_latent_frames" in condition_overrides
                            else extend.trained_context(self.manifest))
                 parts.append(extend.frame_prediction_tokens(self._pipeline, *args, classes, num_frames=extent[1],
-                                                            condition=condition_overrides, context=context, **kwargs))
+                                                            condition=condition, context=context, **kwargs))
             else:  # a panorama: latent axis 2 (w) for width, 1 (h) for height
                 axis = 2 if extent[0] == "width" else 1
                 size = extent[1] * self.manifest["latent_shape"][axis] // self.video_shape[axis]
@@ -251,17 +254,18 @@ class Generator:
         return limits.check_extent(spec.name, self.tasks, self.video_shape, self.manifest["latent_shape"],
                                    num_frames=num_frames, width=width, height=height)
 
-    def _mask(self, mask) -> np.ndarray:
-        """The region of task 'inpainting': bool [H, W] or [T, H, W] at the model's size, neither
-        empty nor everything (raises ValueError naming the problem)."""
+    def _mask(self, mask, inputs: int) -> np.ndarray:
+        """The region of task 'inpainting': bool [H, W], [T, H, W] or [inputs, T, H, W] at the
+        model's size, neither empty nor everything (raises ValueError naming the problem)."""
         frames, height, width = self.video_shape
+        valid = (f"[{height}, {width}] (every frame), [{frames}, {height}, {width}] (per frame) or "
+                 f"[{inputs}, {frames}, {height}, {width}] (one region per input clip)")
         if mask is None:
-            raise ValueError(f"task 'inpainting' needs mask=...: a bool [{height}, {width}] (every frame) or "
-                             f"[{frames}, {height}, {width}] array, True where the model generates (invert it to outpaint)")
+            raise ValueError(f"task 'inpainting' needs mask=...: a bool {valid} array, True where the model generates "
+                             "(invert it to outpaint)")
         mask = np.asarray(mask)
-        if mask.shape not in ((height, width), (frames, height, width)):
-            raise ValueError(f"mask must be shaped [{height}, {width}] (every frame) or [{frames}, {height}, {width}] "
-                             f"(per frame), got {mask.shape}")
+        if mask.shape not in ((height, width), (frames, height, width), (inputs, frames, height, width)):
+            raise ValueError(f"mask must be shaped {valid}, got {mask.shape}")
         regions.batched_mask(mask, self.video_shape, tuple(self.manifest["latent_shape"]))
         return mask
 

@@ -247,6 +247,8 @@ class Pipeline:
         spec = tasks.get_task(task)
         if spec.needs_video:
             video = np.repeat(np.asarray(video, np.float32), num_videos, axis=0)
+            if np.ndim(condition_overrides.get("mask")) == 4:  # one region per input: repeated as its input
+                condition_overrides["mask"] = np.repeat(condition_overrides["mask"], num_videos, axis=0)
             cond = tasks.condition(spec.name, video, self.latent_shape, **condition_overrides)
             cond_tokens, cond_mask = self.engine.encode(cond["video"]), cond["latent_mask"]
         else:

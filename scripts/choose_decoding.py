@@ -91,8 +91,8 @@ def mask_task(generator: Generator, videos: np.ndarray, steps: int, settings: di
     drawn = regions.random_regions(np.random.default_rng(0), len(videos), tuple(generator.manifest["latent_shape"]),
                                    regions.KINDS, 0.5)
     masks = regions.pixel_region(drawn, generator.video_shape)  # True = generate
-    out = np.concatenate([generator.generate(tasks.MASK_TASK.name, video=clip, mask=mask, seed=i, steps=steps, **settings)
-                          for i, (clip, mask) in enumerate(zip(videos, masks))])
+    out = generator.generate(tasks.MASK_TASK.name, video=videos, mask=masks, seed=list(range(len(videos))), steps=steps,
+                             **settings)
     return ~masks[..., None], out
 
 

@@ -133,9 +133,8 @@ def evaluate_regions(generator: Generator, clips: np.ndarray, seed: int, setting
     for number, (kind, inverted) in enumerate((k, i) for i in (False, True) for k in regions.KINDS):
         drawn = regions.random_regions(np.random.default_rng([seed, number]), len(clips), latent, (kind,), float(inverted))
         masks = regions.pixel_region(drawn, generator.video_shape)  # [N, T, H, W], True = generate
-        out = np.concatenate([generator.generate("inpainting", video=clip, mask=mask, seed=seed + i,
-                                                 replace_condition_pixels=keep_pixels, **settings)
-                              for i, (clip, mask) in enumerate(zip(clips, masks))])
+        out = generator.generate("inpainting", video=clips, mask=masks, seed=[seed + i for i in range(len(clips))],
+                                 replace_condition_pixels=keep_pixels, **settings)
         known = ~masks[..., None]
         fill = mean_colour_fill(clips, known)
         model, baseline = unknown_mse(clips, out, known), unknown_mse(clips, fill, known)

@@ -283,10 +283,27 @@ def test_generate_with_a_fixed_and_a_moving_mask(gen):
     assert guided.shape == (2, *gen.video_shape, 3)
 
 
+def test_one_region_per_clip_gives_each_clip_what_it_gives_alone(gen, monkeypatch):
+    """mask [B, T, H, W]: clip i meets region i, with or without num_videos, and also when
+    the call is split (a limit of 2 samples per call splits 3 clips x 2 videos by clip)."""
+    video = (clips(3, gen.video_shape, seed=4) * 255).astype(np.uint8)
+    drawn = regions.random_regions(np.random.default_rng(0), 3, tuple(gen.manifest["latent_shape"]), regions.KINDS, 0.5)
+    masks = regions.pixel_region(drawn, gen.video_shape)
+    alone = [gen.generate_tokens("inpainting", video=video[i], mask=masks[i], seed=i, steps=3, num_videos=2)
+             for i in range(3)]
+    together = gen.generate_tokens("inpainting", video=video, mask=masks, seed=[0, 1, 2], steps=3, num_videos=2)
+    np.testing.assert_array_equal(together, np.concatenate(alone))
+    assert not np.array_equal(alone[0], alone[1])
+    monkeypatch.setattr("magvit_onnx.limits.MAX_SAMPLES_PER_CALL", 2)
+    np.testing.assert_array_equal(
+        gen.generate_tokens("inpainting", video=video, mask=masks, seed=[0, 1, 2], steps=3, num_videos=2), together)
+
+
 @pytest.mark.parametrize("kwargs, error", [
     ({}, "needs mask="),
     ({"mask": np.zeros((32, 32), np.int64)}, "must be a bool array"),
-    ({"mask": np.zeros((1, 8, 32, 32), bool)}, r"must be shaped \[32, 32\] \(every frame\) or \[8, 32, 32\]"),
+    ({"mask": np.zeros((2, 8, 32, 32), bool)},
+     r"must be shaped \[32, 32\] \(every frame\), \[8, 32, 32\] \(per frame\) or \[1, 8, 32, 32\] \(one region per"),
     ({"mask": np.zeros((32, 32), bool)}, "mask is empty"),
     ({"mask": np.ones((32, 32), bool)}, "covers every pixel"),
     ({"mask": np.eye(32, dtype=bool), "num_frames": 16}, "num_frames applies to frame_prediction"),
