@@ -19,7 +19,7 @@ On flat clips of the test card's colours (magvit_onnx/patterns.py):
 On `--noise-clips` clips of the training mix (`--data`, its 'val' split):
   batch           the gradient noise scale B_simple = tr(Sigma) / |G|^2 of the L2 reconstruction
                   loss (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training",
-                  appendix A: unbiased estimates from per-clip gradients and their mean). A batch
+                  appendix A), from the Gram matrix of per-clip gradients. A batch
                   B needs (1 + B_simple / B) times the fewest possible steps and (1 + B / B_simple)
                   times the fewest possible clips: whether batch 4 wasted clips, or only steps.
 """
@@ -87,7 +87,8 @@ def gradient_noise_scale(vq, clips: torch.Tensor) -> dict[str, float]:
             reconstruction_loss(clip[None], reconstruction), params)]).double())
     for p in params:
         p.requires_grad_(False)
-    gram = torch.stack(grads) @ torch.stack(grads).T  # (N, N)
+    grads = torch.stack(grads)
+    gram = grads @ grads.T  # (N, N)
     n = len(clips)
     diagonal, off = gram.diagonal(), gram.sum() - gram.diagonal().sum()
     signal = float(off) / (n * (n - 1))
